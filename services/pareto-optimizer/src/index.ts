@@ -1,0 +1,2 @@
+// ParetoOptimizerService. The public API of @hm3/pareto-optimizer; empty until its issue lands.
+export {};

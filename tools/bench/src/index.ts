@@ -1,0 +1,2 @@
+// Benchmarks. The public API of @hm3/bench; empty until its issue lands.
+export {};

@@ -1,0 +1,2 @@
+// The hm3 command. The public API of @hm3/cli; empty until its issue lands.
+export {};
