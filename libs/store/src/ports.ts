@@ -103,7 +103,11 @@ export interface ModelsRepository {
 export interface SearchesRepository {
   insert(search: SearchRecord): Promise<void>;
   get(id: string): Promise<SearchRecord | undefined>;
-  /** Applies the patch to top-level fields; returns the updated record, undefined if absent. */
+  /**
+   * Applies the patch to top-level fields; returns the updated record, undefined if absent.
+   * A key present with the value `undefined` clears an optional field (`error`); clearing a required
+   * field is an InvalidArgumentError. `updatedAt` is the caller's to set.
+   */
   update(id: string, patch: Partial<Omit<SearchRecord, 'id'>>): Promise<SearchRecord | undefined>;
   list(filter?: { state?: SearchState }): Promise<SearchRecord[]>;
 }
@@ -113,6 +117,7 @@ export interface CandidatesRepository {
   /** Inserts if absent; returns true when this call created it (content ids make this idempotent). */
   insertIfAbsent(candidate: CandidateRecord): Promise<boolean>;
   get(id: string): Promise<CandidateRecord | undefined>;
+  /** Same patch rules as SearchesRepository.update. */
   update(id: string, patch: Partial<Omit<CandidateRecord, 'id'>>): Promise<CandidateRecord | undefined>;
   listBySearch(searchId: string): Promise<CandidateRecord[]>;
 }
@@ -127,6 +132,8 @@ export interface ScoresRepository {
 }
 
 export interface FrontsRepository {
+  /** Records the front of a round once; a second front for the same (searchId, round) is a DuplicateKeyError. */
+  insert(front: FrontRecord): Promise<void>;
   /** Idempotent per (searchId, round). */
   upsert(front: FrontRecord): Promise<void>;
   latest(searchId: string): Promise<FrontRecord | undefined>;
