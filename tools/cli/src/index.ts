@@ -1,2 +1,2 @@
-// The hm3 command. The public API of @hm3/cli; empty until its issue lands.
-export {};
+// The hm3 command's program, exported for tests and for embedding.
+export { buildProgram, run } from './main.js';

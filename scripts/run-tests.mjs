@@ -1,0 +1,68 @@
+// `npm test`: installs and builds what is missing, starts the real Kafka broker and FerretDB when they
+// are not running, runs every test of the workspace (infra-backed ones included) in one vitest run,
+// prints the counts, and stops the servers it started.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build, installIfNeeded, phase, readJson, root, sh } from './lib.mjs';
+
+const extraArgs = process.argv.slice(2);
+/** Servers this run started, and so stops at the end. */
+const started = [];
+let exitCode = 0;
+
+try {
+  await phase('install', () => installIfNeeded());
+  await phase('build', () => build());
+  await phase('infra up', async () => {
+    const { startKafka, startFerretDb } = await import(join(root, 'tools/infra/dist/index.js'));
+    for (const [name, start] of [
+      ['Kafka', startKafka],
+      ['FerretDB', startFerretDb],
+    ]) {
+      const outcome = await start();
+      if (outcome.started) started.push(name);
+      else console.log(`${name} is already running: using it`);
+    }
+  });
+  await phase('test', () => {
+    const reportDir = mkdtempSync(join(tmpdir(), 'hm3-test-'));
+    const report = join(reportDir, 'vitest.json');
+    try {
+      sh('npx', [
+        'vitest',
+        'run',
+        '--reporter=default',
+        '--reporter=json',
+        `--outputFile.json=${report}`,
+        ...extraArgs,
+      ]);
+    } finally {
+      printCounts(report);
+      rmSync(reportDir, { recursive: true, force: true });
+    }
+  });
+} catch (error) {
+  console.error(`\nnpm test failed: ${error.message}`);
+  exitCode = error.exitCode ?? 1;
+} finally {
+  if (started.length > 0) {
+    await phase('infra down', async () => {
+      const { stopKafka, stopFerretDb } = await import(join(root, 'tools/infra/dist/index.js'));
+      if (started.includes('Kafka')) await stopKafka({ removeData: true });
+      if (started.includes('FerretDB')) await stopFerretDb({ removeData: true });
+    });
+  }
+}
+process.exit(exitCode);
+
+/** One plain closing line with the counts, readable by any CI that looks for "N passed, N failed". */
+function printCounts(reportPath) {
+  try {
+    const r = readJson(reportPath);
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`\ntests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+  } catch {
+    console.log('\ntests: no report was written (vitest did not finish)');
+  }
+}
