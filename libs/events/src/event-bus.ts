@@ -40,6 +40,22 @@ export interface SubscribeOptions {
   maxAttempts?: number;
   /** Default `hm3.dead-letter`. */
   deadLetterTopic?: string;
+  /**
+   * When completed events are committed. Added to the port because the cadence is a delivery
+   * property both adapters must honour alike: a slow cadence leaves many delivered-but-uncommitted
+   * events, which a crash then redelivers (the contract's crash test relies on it).
+   */
+  commit?: CommitCadence;
+}
+
+/**
+ * Completed offsets are committed when `everyMessages` events completed since the last commit, or
+ * `intervalMs` elapsed (checked after each event and by an idle timer), and always on stop() and
+ * before a partition is handed to another member. Defaults: 100 events, 1000 ms.
+ */
+export interface CommitCadence {
+  everyMessages?: number;
+  intervalMs?: number;
 }
 
 export type EventHandler = (event: DeliveredEvent) => Promise<void>;
@@ -62,6 +78,12 @@ export interface EventBus {
   start(): Promise<void>;
   publish(topic: string, records: PublishRecord[]): Promise<void>;
   subscribe(options: SubscribeOptions, handler: EventHandler): Promise<Subscription>;
+  /**
+   * Messages of `topics` not yet committed by `groupId` (per topic, summed over partitions), whether
+   * or not a member of the group is running: a group that never committed lags by everything still
+   * in the log. Added to the port so lag is observable before any consumer starts (autoscaling on it).
+   */
+  lag(groupId: string, topics: string[]): Promise<Record<string, number>>;
   /** Stops every subscription and disconnects. */
   close(): Promise<void>;
 }
@@ -78,3 +100,7 @@ export const DEAD_LETTER_HEADERS = {
 
 export const DEFAULT_DEAD_LETTER_TOPIC = 'hm3.dead-letter';
 export const DEFAULT_MAX_ATTEMPTS = 3;
+export const DEFAULT_COMMIT_EVERY_MESSAGES = 100;
+export const DEFAULT_COMMIT_INTERVAL_MS = 1000;
+/** The header the idempotent consumer reads the event id from by default. */
+export const EVENT_ID_HEADER = 'hm3-event-id';
