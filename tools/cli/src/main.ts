@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
+import { registerDemo } from './commands/demo.js';
+import { registerMerge } from './commands/merge.js';
 
 const packageJson = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .version(packageJson.version, '-v, --version')
     .showHelpAfterError()
     .exitOverride();
+  registerDemo(program);
+  registerMerge(program);
   return program;
 }
 

@@ -1,0 +1,353 @@
+/**
+ * The streaming merge executor: runs a MergePlan tensor by tensor (row block by row block where the plan
+ * says so), so the tensor buffers stay within the plan's memory bound whatever the model size, and
+ * writes a complete Hugging Face folder through the crash-safe CheckpointWriter: the safetensors shards
+ * (+ index), config.json, the tokenizer files and generation_config.json of the base (or first model),
+ * and a model card. Nothing exists under the output name until the final rename; any failure (or an
+ * abort) removes the temporary folder.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { Hm3Error } from '@hm3/errors';
+import {
+  Checkpoint,
+  CheckpointWriter,
+  WorkerPool,
+  allocShared,
+  type CommitResult,
+  type FloatArray,
+  type NonFinitePolicy,
+  type NonFiniteReport,
+} from '@hm3/tensor';
+import { modelCard } from './model-card.js';
+import {
+  planMerge,
+  type MergePlan,
+  type PlanOptions,
+  type PlannedTensor,
+  type TensorSource,
+} from './plan.js';
+import type { Recipe } from './recipe.js';
+import { hasMethod } from './registry.js';
+
+/** Progress of a running merge, reported after every block. */
+export interface MergeProgress {
+  readonly tensorsDone: number;
+  readonly tensorsTotal: number;
+  /** The tensor being (or last) merged. */
+  readonly tensor: string;
+  /** Input bytes read so far, of bytesTotal. */
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly elapsedSeconds: number;
+  /** Input bytes per second so far. */
+  readonly bytesPerSecond: number;
+  /** Estimated seconds left; null before any byte is done. */
+  readonly etaSeconds: number | null;
+}
+
+export interface ExecuteOptions {
+  /** Shard byte budget of the output (default 5 GB). */
+  readonly shardBytes?: number;
+  /** Worker threads for element-wise blocks of at least POOL_MIN_ELEMENTS (default: 1, no pool). */
+  readonly threads?: number;
+  readonly onProgress?: (progress: MergeProgress) => void;
+  /** Warnings (vocabulary cropped, NaN/Inf under policy warn, tensors left out). */
+  readonly onWarning?: (message: string) => void;
+  /** NaN/Inf in an input: 'error' (default) fails the merge naming the file and tensor; 'warn' reports it. */
+  readonly nonFinite?: NonFinitePolicy;
+  /** Stops the merge between blocks; nothing is left under the output name. */
+  readonly signal?: AbortSignal;
+  /** Blocks of fewer elements run on the calling thread (default POOL_MIN_ELEMENTS). */
+  readonly poolMinElements?: number;
+  /** Recorded as hm3_version (default: this package's version). */
+  readonly toolVersion?: string;
+  /** Temporary folder root on the output's volume (default: the output's parent). */
+  readonly tempRoot?: string;
+}
+
+export interface MergeResult extends CommitResult {
+  readonly tensors: number;
+  readonly seconds: number;
+  readonly warnings: readonly string[];
+  readonly recipeSha256: string;
+}
+
+/** Blocks below this many elements are merged on the calling thread (the pool's overhead outweighs it). */
+export const POOL_MIN_ELEMENTS = 1 << 20;
+
+/** Files copied from the reference model when present. */
+export const TOKENIZER_FILES: readonly string[] = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'generation_config.json',
+];
+
+const TORCH_DTYPE: Readonly<Record<string, string>> = {
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+};
+
+/** The merge was stopped through its AbortSignal. */
+export class MergeCancelledError extends Hm3Error {
+  constructor() {
+    super('merge cancelled; nothing was written under the output name', { status: 'CANCELLED' });
+  }
+}
+
+let ownVersion: string | undefined;
+function packageVersion(): string {
+  if (ownVersion === undefined) {
+    try {
+      ownVersion =
+        (createRequire(import.meta.url)('../package.json') as { version?: string }).version ?? '0.0.0';
+    } catch {
+      ownVersion = '0.0.0';
+    }
+  }
+  return ownVersion;
+}
+
+// Sources run under vitest/tsx (.ts); the built package loads .js.
+const KERNEL_URL = new URL(
+  `./executor-kernel.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
+  import.meta.url,
+);
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Reusable input buffers, one per source slot, sized for the plan's largest block. */
+class Buffers {
+  private readonly slots: FloatArray[] = [];
+  constructor(
+    private readonly elements: number,
+    private readonly dtype: 'F32' | 'F64',
+    private readonly shared: boolean,
+  ) {}
+  get(slot: number, count: number): FloatArray {
+    let b = this.slots[slot];
+    if (b === undefined) {
+      b = allocFloats(this.dtype, this.elements, this.shared);
+      this.slots[slot] = b;
+    }
+    return b.subarray(0, count);
+  }
+}
+
+/** Runs `plan` into the HF folder `outDir`. */
+export async function executeMerge(
+  plan: MergePlan,
+  outDir: string,
+  options: ExecuteOptions = {},
+): Promise<MergeResult> {
+  const started = performance.now();
+  const toolVersion = options.toolVersion ?? packageVersion();
+  const warnings = [...plan.warnings];
+  for (const w of plan.warnings) options.onWarning?.(w);
+  const threads = Math.max(1, Math.floor(options.threads ?? 1));
+  const usePool =
+    threads > 1 &&
+    hasMethod(plan.method.name) &&
+    plan.tensors.some((t) => t.elementwise && t.kind === 'merge');
+  const poolMin = Math.max(1, options.poolMinElements ?? POOL_MIN_ELEMENTS);
+  const pool = usePool
+    ? new WorkerPool({ size: threads, minRangeLength: Math.max(1, Math.floor(poolMin / threads)) })
+    : null;
+  pool?.register('mergeRange', KERNEL_URL);
+  const buffers = new Buffers(plan.maxBlockElements, plan.computeDtype, pool !== null);
+  const checkpoints = new Map<string, Checkpoint>();
+  let writer: CheckpointWriter | undefined;
+  try {
+    throwIfAborted(options.signal);
+    writer = await CheckpointWriter.create(
+      outDir,
+      plan.tensors.map((t) => ({ name: t.name, dtype: t.outDtype, shape: t.shape })),
+      {
+        ...(options.shardBytes === undefined ? {} : { shardBytes: options.shardBytes }),
+        ...(options.tempRoot === undefined ? {} : { tempRoot: options.tempRoot }),
+        recipeSha256: plan.recipeSha256,
+        toolVersion,
+        metadata: { hm3_merge_method: plan.method.name },
+      },
+    );
+    for (const m of plan.models) checkpoints.set(m.dir, await Checkpoint.open(m.dir));
+
+    let bytesDone = 0;
+    let tensorsDone = 0;
+    const report = (tensor: string) => {
+      if (!options.onProgress) return;
+      const elapsedSeconds = (performance.now() - started) / 1000;
+      const bytesPerSecond = elapsedSeconds > 0 ? bytesDone / elapsedSeconds : 0;
+      options.onProgress({
+        tensorsDone,
+        tensorsTotal: plan.tensors.length,
+        tensor,
+        bytesDone,
+        bytesTotal: plan.inputBytes,
+        elapsedSeconds,
+        bytesPerSecond,
+        etaSeconds: bytesDone > 0 ? (plan.inputBytes - bytesDone) / bytesPerSecond : null,
+      });
+    };
+    const onNonFinite = (r: NonFiniteReport) => {
+      const msg = `${r.file}: tensor ${r.tensor}: a non-finite value (${r.value}) at flat index ${r.index}`;
+      warnings.push(msg);
+      options.onWarning?.(msg);
+    };
+    const read = (src: TensorSource, rows: [number, number] | null, out: FloatArray) => {
+      const ck = checkpoints.get(src.dir)!;
+      const opts = {
+        ...(rows === null ? {} : { rows }),
+        nonFinite: options.nonFinite ?? 'error',
+        onNonFinite,
+      };
+      return out instanceof Float64Array
+        ? ck.readFloats(src.tensor, 'F64', { ...opts, out })
+        : ck.readFloats(src.tensor, 'F32', { ...opts, out: out as Float32Array });
+    };
+
+    report(plan.tensors[0]?.name ?? '');
+    for (const t of plan.tensors) {
+      throwIfAborted(options.signal);
+      if (t.kind === 'copy') {
+        const src = t.copyFrom!;
+        const bytes = await checkpoints.get(src.dir)!.readBytes(src.tensor);
+        await writer.write(t.name, bytes);
+        bytesDone += t.inputBytes;
+      } else {
+        const scalar = t.shape.length === 0;
+        const perBlock = Math.max(1, t.rowsPerBlock);
+        for (let r0 = 0; r0 < Math.max(t.rows, 1); r0 += perBlock) {
+          throwIfAborted(options.signal);
+          const r1 = Math.min(t.rows, r0 + perBlock);
+          const count = scalar ? 1 : (r1 - r0) * t.rowElements;
+          const rows: [number, number] | null = scalar ? null : [r0, r1];
+          let slot = 0;
+          const base = t.base === null ? null : await read(t.base, rows, buffers.get(slot++, count));
+          const models: FloatArray[] = [];
+          for (const m of t.models) models.push(await read(m.source, rows, buffers.get(slot++, count)));
+          const out = await mergeBlock(plan, t, base, models, count, pool, poolMin);
+          await writer.writeFloats(t.name, out);
+          bytesDone +=
+            count *
+            ((t.base === null ? 0 : bytesOf(t.base)) + t.models.reduce((s, m) => s + bytesOf(m.source), 0));
+          if (r1 < t.rows) report(t.name);
+        }
+      }
+      tensorsDone++;
+      report(t.name);
+    }
+
+    await writeSideFiles(plan, writer, toolVersion);
+    throwIfAborted(options.signal);
+    const result = await writer.commit();
+    return {
+      ...result,
+      tensors: plan.tensors.length,
+      seconds: (performance.now() - started) / 1000,
+      warnings,
+      recipeSha256: plan.recipeSha256,
+    };
+  } catch (error) {
+    await writer?.abort();
+    throw error;
+  } finally {
+    await Promise.all([...checkpoints.values()].map((c) => c.close().catch(() => undefined)));
+    await pool?.close();
+  }
+}
+
+function allocFloats(dtype: 'F32' | 'F64', n: number, shared: boolean): FloatArray {
+  if (dtype === 'F64') return shared ? allocShared(Float64Array, n) : new Float64Array(n);
+  return shared ? allocShared(Float32Array, n) : new Float32Array(n);
+}
+
+function bytesOf(src: TensorSource): number {
+  return src.dtype === 'F64' ? 8 : src.dtype === 'F32' ? 4 : 2;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new MergeCancelledError();
+}
+
+async function mergeBlock(
+  plan: MergePlan,
+  t: PlannedTensor,
+  base: FloatArray | null,
+  models: FloatArray[],
+  count: number,
+  pool: WorkerPool | null,
+  poolMin: number,
+): Promise<FloatArray> {
+  const context = { name: t.name, layerIndex: t.role.layerIndex, seed: plan.recipe.seed };
+  if (pool !== null && t.elementwise && count >= poolMin) {
+    const out = allocFloats(plan.computeDtype, count, true);
+    await pool.run(
+      'mergeRange',
+      {
+        method: plan.method.name,
+        base,
+        models,
+        ids: t.models.map((m) => m.id),
+        modelParams: t.models.map((m) => m.params),
+        params: t.params,
+        name: t.name,
+        layerIndex: t.role.layerIndex,
+        seed: plan.recipe.seed,
+        out,
+      },
+      count,
+    );
+    return out;
+  }
+  return plan.method.merge({
+    base,
+    models: t.models.map((m, i) => ({ id: m.id, tensor: models[i]!, params: m.params })),
+    params: t.params,
+    context,
+  });
+}
+
+async function writeSideFiles(plan: MergePlan, writer: CheckpointWriter, toolVersion: string): Promise<void> {
+  const ref = plan.reference;
+  const config: Record<string, unknown> = { ...ref.config };
+  const firstFloat = plan.tensors.find((t) => t.kind === 'merge');
+  if (firstFloat !== undefined) config['torch_dtype'] = TORCH_DTYPE[firstFloat.outDtype];
+  if (plan.vocabCropped) config['vocab_size'] = plan.vocabSize;
+  await writer.writeFile('config.json', JSON.stringify(config, null, 2) + '\n');
+  for (const file of TOKENIZER_FILES) {
+    const from = path.join(ref.dir, file);
+    if (await exists(from)) await writer.writeFile(file, await readFile(from));
+  }
+  await writer.writeFile('README.md', modelCard(plan, toolVersion));
+}
+
+/** Plans and runs a merge: validation (no weight read) first, then the streaming execution. */
+export async function runMerge(
+  recipe: Recipe,
+  outDir: string,
+  options: ExecuteOptions & PlanOptions = {},
+): Promise<MergeResult> {
+  const plan = await planMerge(recipe, options);
+  return executeMerge(plan, outDir, options);
+}
+
+/** The default worker count: the machine's parallelism, at most 8. */
+export function defaultThreads(): number {
+  return Math.min(8, os.availableParallelism());
+}

@@ -1,0 +1,512 @@
+/**
+ * The merge plan: from a validated Recipe and the models' folders (config.json and safetensors headers
+ * only; no weight is read), every output tensor with its sources, shapes, dtypes and parameters
+ * (gradients and filters resolved), the vocabulary cropping, the output size and the peak memory the
+ * merge needs under a memory bound. Everything that can be refused before a byte of weights is read is
+ * refused here, with an error naming the model folder, the tensor and the recipe field.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  Checkpoint,
+  CheckpointNotFoundError,
+  DTYPE_SIZES,
+  READ_CHUNK_BYTES,
+  isFloatDType,
+  shapeSize,
+  type CheckpointTensorInfo,
+  type DType,
+} from '@hm3/tensor';
+import {
+  architectureFromConfig,
+  architectureMismatch,
+  classifyTensor,
+  expectedTensors,
+  isVocabularyTensor,
+  type Architecture,
+  type TensorRole,
+} from './architecture.js';
+import type { MergeMethod, ResolvedParams } from './method.js';
+import { computeDtype, modelKey, recipeToDocument, type ModelRef, type Recipe } from './recipe.js';
+import { getMethod } from './registry.js';
+import { gradientT, resolveTensorParameters } from './tensor-parameters.js';
+import {
+  ArchitectureMismatchError,
+  InvalidModelConfigError,
+  MemoryBudgetError,
+  MissingTensorError,
+  ModelNotFoundError,
+  OutputExistsError,
+  TensorDTypeError,
+  TensorShapeMismatchError,
+  UnsupportedRecipeError,
+  formatBytes,
+} from './validate.js';
+
+/** One model of the recipe, as found on disk. */
+export interface PlannedModel {
+  /** modelKey(ref): the model's identity in the recipe. */
+  readonly key: string;
+  readonly ref: ModelRef;
+  /** The recipe field that names it (`base_model`, `models[2].model`). */
+  readonly field: string;
+  /** Absolute path of its folder. */
+  readonly dir: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly architecture: Architecture;
+}
+
+/** Where one input of an output tensor comes from. */
+export interface TensorSource {
+  readonly modelKey: string;
+  readonly dir: string;
+  /** The tensor's name in that checkpoint (lm_head.weight may come from a tied model's embed_tokens.weight). */
+  readonly tensor: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+export interface PlannedModelInput {
+  readonly id: string;
+  readonly source: TensorSource;
+  readonly params: ResolvedParams;
+}
+
+export interface PlannedTensor {
+  readonly name: string;
+  readonly role: TensorRole;
+  /** The output shape (vocabulary tensors cropped to the common vocabulary). */
+  readonly shape: readonly number[];
+  readonly outDtype: DType;
+  /** 'merge': the method runs on it; 'copy': a non-float tensor passed through from the reference model. */
+  readonly kind: 'merge' | 'copy';
+  /** The base tensor (methods that take a base), else null. */
+  readonly base: TensorSource | null;
+  readonly models: readonly PlannedModelInput[];
+  /** For 'copy': the reference model's tensor. */
+  readonly copyFrom: TensorSource | null;
+  readonly params: ResolvedParams;
+  /** Rows of the source that are read (< the source's rows when the vocabulary is cropped). */
+  readonly rows: number;
+  /** Elements of one row (the product of the dimensions after the first; 1 for a vector). */
+  readonly rowElements: number;
+  /** Output bytes. */
+  readonly outputBytes: number;
+  /** Input bytes read (every source). */
+  readonly inputBytes: number;
+  /** The method is element-wise for this tensor's parameters, so it can run on row blocks. */
+  readonly elementwise: boolean;
+  /** Rows per block under the memory bound (= rows: the whole tensor at once). */
+  readonly rowsPerBlock: number;
+  /** Bytes of buffers the merge of one block of this tensor holds at its peak. */
+  readonly peakBytes: number;
+}
+
+export interface MergePlan {
+  readonly recipe: Recipe;
+  readonly method: MergeMethod;
+  readonly computeDtype: 'F32' | 'F64';
+  /** The model whose config, tokenizer and tensor list the output takes: the base, else the first model. */
+  readonly reference: PlannedModel;
+  readonly models: readonly PlannedModel[];
+  readonly tensors: readonly PlannedTensor[];
+  /** Rows of the embeddings and head in the output. */
+  readonly vocabSize: number;
+  readonly vocabCropped: boolean;
+  readonly warnings: readonly string[];
+  readonly outputBytes: number;
+  readonly inputBytes: number;
+  /** The peak of tensor buffers over the whole merge (the largest block's), within maxMemory. */
+  readonly peakMemoryBytes: number;
+  readonly maxMemory: number;
+  /** The largest block's element count (buffer sizes the executor allocates once). */
+  readonly maxBlockElements: number;
+  readonly recipeSha256: string;
+}
+
+export interface PlanOptions {
+  /** Folder relative model paths are resolved against (default: the working directory, as mergekit). */
+  readonly modelRoot?: string;
+  /** Maps a model reference to its folder (registries, artifact stores); default: a path under modelRoot. */
+  readonly resolveModel?: (ref: ModelRef, field: string) => string;
+  /** Bound on the tensor buffers of the merge, in bytes (default: unbounded). */
+  readonly maxMemory?: number;
+  /** Names the recipe in errors (its file). */
+  readonly source?: string;
+}
+
+/** Bytes of fixed overhead per block besides the arrays (the reader's chunk is counted per element). */
+const BLOCK_OVERHEAD_BYTES = 0;
+
+/** The hash recorded in the output's metadata: sha256 of the recipe as a canonical mergekit document. */
+export function recipeSha256(recipe: Recipe): string {
+  return createHash('sha256')
+    .update(canonicalJson(recipeToDocument(recipe)))
+    .digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  if (typeof value === 'bigint') return value.toString();
+  return JSON.stringify(value);
+}
+
+/**
+ * Whether `method` with these per-model parameters is element-wise (each output element depends only on
+ * the same element of the inputs), so a tensor can be merged row block by row block. Sparsifying methods
+ * are element-wise only at density 1 (no top-k, no random mask); slerp never is (it uses norms).
+ */
+export function isElementwise(method: MergeMethod, models: readonly { params: ResolvedParams }[]): boolean {
+  switch (method.name) {
+    case 'linear':
+    case 'task_arithmetic':
+      return true;
+    case 'ties':
+    case 'dare_linear':
+    case 'dare_ties':
+    case 'breadcrumbs':
+    case 'breadcrumbs_ties':
+      return models.every((m) => {
+        const d = m.params['density'];
+        return typeof d !== 'number' || d >= 1;
+      });
+    default:
+      return false;
+  }
+}
+
+/**
+ * Bytes the merge of `elements` elements holds at once: the source arrays, the task vectors (methods
+ * with a base), the output, a mixing buffer, sign and mask bytes, the encoded output and the reader's
+ * raw chunk (at most one block of the widest source dtype, and at most READ_CHUNK_BYTES).
+ */
+export function blockBytes(
+  elements: number,
+  sources: number,
+  deltas: number,
+  computeBytes: number,
+  outBytes: number,
+  rawBytes: number,
+): number {
+  return (
+    elements * (computeBytes * (sources + deltas + 2) + 2 + outBytes) +
+    Math.min(elements * rawBytes, READ_CHUNK_BYTES)
+  );
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Throws OutputExistsError when `outDir` exists and is not an empty folder. */
+export async function checkOutputDir(outDir: string): Promise<void> {
+  const out = path.resolve(outDir);
+  try {
+    const s = await stat(out);
+    if (!s.isDirectory() || (await readdir(out)).length > 0) throw new OutputExistsError(out);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+}
+
+interface LoadedModel extends PlannedModel {
+  readonly tensors: ReadonlyMap<string, CheckpointTensorInfo>;
+}
+
+async function loadModel(ref: ModelRef, field: string, options: PlanOptions): Promise<LoadedModel> {
+  const dir = path.resolve(
+    options.resolveModel?.(ref, field) ?? path.resolve(options.modelRoot ?? process.cwd(), ref.uri),
+  );
+  if (!(await isDirectory(dir))) throw new ModelNotFoundError(dir, field, 'no such model folder');
+  const configPath = path.join(dir, 'config.json');
+  let text: string;
+  try {
+    text = await readFile(configPath, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new ModelNotFoundError(dir, field, 'the model folder has no config.json', error);
+    throw error;
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidModelConfigError(configPath, field, `not JSON (${(error as Error).message})`, error);
+  }
+  const architecture = architectureFromConfig(config, configPath);
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = await Checkpoint.open(dir);
+  } catch (error) {
+    if (error instanceof CheckpointNotFoundError)
+      throw new ModelNotFoundError(dir, field, error.message, error);
+    throw error;
+  }
+  const tensors = new Map(checkpoint.tensors().map((t) => [t.name, t]));
+  await checkpoint.close();
+  return {
+    key: modelKey(ref),
+    ref,
+    field,
+    dir,
+    config: config as Record<string, unknown>,
+    architecture,
+    tensors,
+  };
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * The tensor `name` of `model`, as a source: an absent lm_head.weight of a model with tied embeddings
+ * reads its embed_tokens.weight; anything else absent is a MissingTensorError.
+ */
+function sourceOf(model: LoadedModel, name: string): TensorSource {
+  let info = model.tensors.get(name);
+  if (info === undefined && name === 'lm_head.weight' && model.architecture.tieWordEmbeddings) {
+    info = model.tensors.get('model.embed_tokens.weight');
+  }
+  if (info === undefined) throw new MissingTensorError(model.dir, name, model.field);
+  return { modelKey: model.key, dir: model.dir, tensor: info.name, dtype: info.dtype, shape: info.shape };
+}
+
+/**
+ * Plans the merge of `recipe`: reads every model's config.json and safetensors headers, checks them
+ * against each other and against the method, and sizes the work under `options.maxMemory`.
+ */
+export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Promise<MergePlan> {
+  const source = options.source ?? 'recipe';
+  const method = getMethod(recipe.method, { source });
+  if (recipe.tokenizerSource !== null) {
+    throw new UnsupportedRecipeError(
+      source,
+      'tokenizer_source',
+      'building a new vocabulary is not supported yet; remove tokenizer_source to crop embeddings to the common vocabulary',
+    );
+  }
+  const maxMemory = options.maxMemory ?? Number.POSITIVE_INFINITY;
+  const cd = computeDtype(recipe);
+  const computeBytes = DTYPE_SIZES[cd];
+
+  // Every model once: the base first, then the models in recipe order.
+  const refs: { ref: ModelRef; field: string }[] = [];
+  const seen = new Set<string>();
+  if (recipe.base !== null) {
+    refs.push({ ref: recipe.base, field: 'base_model' });
+    seen.add(modelKey(recipe.base));
+  }
+  recipe.models.forEach((m, i) => {
+    const key = modelKey(m.ref);
+    if (!seen.has(key)) refs.push({ ref: m.ref, field: `models[${i}].model` });
+    seen.add(key);
+  });
+  const loaded: LoadedModel[] = [];
+  for (const { ref, field } of refs) loaded.push(await loadModel(ref, field, options));
+  const byKey = new Map(loaded.map((m) => [m.key, m]));
+  const reference = loaded[0]!;
+
+  const warnings: string[] = [];
+  for (const m of loaded.slice(1)) {
+    const diff = architectureMismatch(reference.architecture, m.architecture);
+    if (diff !== null) {
+      throw new ArchitectureMismatchError(
+        path.join(m.dir, 'config.json'),
+        m.field,
+        diff,
+        path.join(reference.dir, 'config.json'),
+      );
+    }
+  }
+  // Every model holds the tensors its config implies (tied lm_head aside).
+  for (const m of loaded) {
+    for (const spec of expectedTensors(m.architecture)) {
+      if (!m.tensors.has(spec.name)) {
+        throw new MissingTensorError(m.dir, spec.name, m.field, `its config.json implies it`);
+      }
+    }
+  }
+
+  // The common vocabulary: the fewest embedding rows of any model.
+  const vocabRows = loaded.map((m) => sourceOf(m, 'model.embed_tokens.weight').shape[0] ?? 0);
+  const vocabSize = Math.min(...vocabRows);
+  const vocabCropped = vocabRows.some((r) => r !== vocabSize);
+  if (vocabCropped) {
+    warnings.push(
+      `vocabulary sizes differ (${loaded.map((m, i) => `${m.key}: ${vocabRows[i]}`).join(', ')}); ` +
+        `embeddings and head are cropped to the common ${vocabSize} rows`,
+    );
+  }
+
+  const tensors: PlannedTensor[] = [];
+  const extraNames = new Set<string>();
+  for (const info of reference.tensors.values()) {
+    const name = info.name;
+    const role = classifyTensor(name);
+    const vocabTensor = isVocabularyTensor(name);
+    const rows = vocabTensor ? vocabSize : (info.shape[0] ?? 1);
+    const shape = vocabTensor ? [vocabSize, ...info.shape.slice(1)] : [...info.shape];
+    const rowElements = info.shape.length === 0 ? 1 : shapeSize(info.shape.slice(1));
+    const elements = shapeSize(shape);
+
+    if (!isFloatDType(info.dtype)) {
+      const copyFrom = sourceOf(reference, name);
+      const bytes = elements * DTYPE_SIZES[info.dtype];
+      tensors.push({
+        name,
+        role,
+        shape,
+        outDtype: info.dtype,
+        kind: 'copy',
+        base: null,
+        models: [],
+        copyFrom,
+        params: {},
+        rows,
+        rowElements,
+        outputBytes: bytes,
+        inputBytes: bytes,
+        elementwise: true,
+        rowsPerBlock: rows,
+        peakBytes: bytes,
+      });
+      continue;
+    }
+
+    const t = gradientT(role.layerIndex, reference.architecture.numLayers);
+    const resolved = resolveTensorParameters(recipe, method, name, t);
+    const check = (m: LoadedModel): TensorSource => {
+      const src = sourceOf(m, name);
+      if (!isFloatDType(src.dtype)) {
+        throw new TensorDTypeError(
+          m.dir,
+          name,
+          m.field,
+          `dtype ${src.dtype} is not a float dtype; the base has ${info.dtype}`,
+        );
+      }
+      const ok = vocabTensor
+        ? (src.shape[0] ?? 0) >= vocabSize && sameShape(src.shape.slice(1), info.shape.slice(1))
+        : sameShape(src.shape, info.shape);
+      if (!ok) throw new TensorShapeMismatchError(m.dir, name, m.field, src.shape, info.shape, reference.dir);
+      return src;
+    };
+    const base =
+      method.base === 'required' && recipe.base !== null ? check(byKey.get(modelKey(recipe.base))!) : null;
+    const models = resolved.models.map((pm) => ({
+      id: pm.id,
+      source: check(byKey.get(pm.id)!),
+      params: pm.params,
+    }));
+    const outDtype: DType = recipe.outDtype ?? recipe.dtype ?? info.dtype;
+    const sources = models.length + (base === null ? 0 : 1);
+    const deltas = method.base === 'required' ? models.length : 0;
+    const rawBytes = Math.max(
+      ...models.map((m) => DTYPE_SIZES[m.source.dtype]),
+      base === null ? 0 : DTYPE_SIZES[base.dtype],
+    );
+    const bytesFor = (r: number) =>
+      blockBytes(r * rowElements, sources, deltas, computeBytes, DTYPE_SIZES[outDtype], rawBytes);
+    const perRow = bytesFor(1);
+    const elementwise = isElementwise(method, models);
+    const whole = bytesFor(Math.max(rows, 1)) + BLOCK_OVERHEAD_BYTES;
+    let rowsPerBlock = Math.max(rows, 1);
+    if (whole > maxMemory) {
+      if (!elementwise || rows <= 1) {
+        throw new MemoryBudgetError(name, whole, maxMemory, `${method.name} merges it whole`);
+      }
+      if (perRow + BLOCK_OVERHEAD_BYTES > maxMemory) {
+        throw new MemoryBudgetError(name, perRow + BLOCK_OVERHEAD_BYTES, maxMemory, 'one row');
+      }
+      rowsPerBlock = Math.floor((maxMemory - BLOCK_OVERHEAD_BYTES) / perRow);
+      while (rowsPerBlock > 1 && bytesFor(rowsPerBlock) + BLOCK_OVERHEAD_BYTES > maxMemory) rowsPerBlock--;
+    }
+    const inputBytes =
+      (base === null ? 0 : rows * rowElements * DTYPE_SIZES[base.dtype]) +
+      models.reduce((s, m) => s + rows * rowElements * DTYPE_SIZES[m.source.dtype], 0);
+    tensors.push({
+      name,
+      role,
+      shape,
+      outDtype,
+      kind: 'merge',
+      base,
+      models,
+      copyFrom: null,
+      params: resolved.params,
+      rows,
+      rowElements,
+      outputBytes: elements * DTYPE_SIZES[outDtype],
+      inputBytes,
+      elementwise,
+      rowsPerBlock,
+      peakBytes: bytesFor(Math.min(rowsPerBlock, Math.max(rows, 1))) + BLOCK_OVERHEAD_BYTES,
+    });
+  }
+  for (const m of loaded.slice(1)) {
+    for (const n of m.tensors.keys()) if (!reference.tensors.has(n)) extraNames.add(n);
+  }
+  if (extraNames.size > 0) {
+    const list = [...extraNames].slice(0, 5).join(', ');
+    warnings.push(
+      `${extraNames.size} tensor(s) not in the base (${reference.dir}) are left out: ${list}${extraNames.size > 5 ? ', ...' : ''}`,
+    );
+  }
+
+  const sum = (f: (t: PlannedTensor) => number) => tensors.reduce((s, t) => s + f(t), 0);
+  return {
+    recipe,
+    method,
+    computeDtype: cd,
+    reference,
+    models: loaded.map(({ tensors: _t, ...m }) => m),
+    tensors,
+    vocabSize,
+    vocabCropped,
+    warnings,
+    outputBytes: sum((t) => t.outputBytes),
+    inputBytes: sum((t) => t.inputBytes),
+    peakMemoryBytes: tensors.reduce((p, t) => Math.max(p, t.peakBytes), 0),
+    maxMemory,
+    maxBlockElements: tensors.reduce(
+      (p, t) =>
+        Math.max(p, t.kind === 'merge' ? Math.min(t.rowsPerBlock, Math.max(t.rows, 1)) * t.rowElements : 0),
+      0,
+    ),
+    recipeSha256: recipeSha256(recipe),
+  };
+}
+
+/** The plan in a few lines (`hm3 merge --validate`). */
+export function formatPlanSummary(plan: MergePlan): string {
+  const merged = plan.tensors.filter((t) => t.kind === 'merge');
+  const blocked = merged.filter((t) => t.rowsPerBlock < t.rows);
+  const dtypes = [...new Set(plan.tensors.map((t) => t.outDtype))].join(', ');
+  const lines = [
+    `method        ${plan.method.name} (compute ${plan.computeDtype.toLowerCase()})`,
+    `base          ${plan.reference.dir}${plan.recipe.base === null ? ' (first model: config and tokenizer)' : ''}`,
+    ...plan.models.filter((m) => m !== plan.models[0]).map((m) => `model         ${m.dir}`),
+    `architecture  ${plan.reference.architecture.family}, ${plan.reference.architecture.numLayers} layers, hidden ${plan.reference.architecture.hiddenSize}`,
+    `tensors       ${plan.tensors.length} (${merged.length} merged, ${plan.tensors.length - merged.length} copied), ${blocked.length} in row blocks`,
+    `vocabulary    ${plan.vocabSize}${plan.vocabCropped ? ' (cropped to the common size)' : ''}`,
+    `output        ${formatBytes(plan.outputBytes)} (${dtypes})`,
+    `input read    ${formatBytes(plan.inputBytes)}`,
+    `peak memory   ${formatBytes(plan.peakMemoryBytes)} of tensor buffers (max ${formatBytes(plan.maxMemory)})`,
+    `recipe sha256 ${plan.recipeSha256}`,
+  ];
+  for (const w of plan.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}

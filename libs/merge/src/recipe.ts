@@ -1,0 +1,608 @@
+/**
+ * Merge recipes: mergekit YAML as-is and the proto MergeRecipe, both validated into one typed Recipe.
+ * Structure is checked by zod; method parameters by the method's own declarations (registry), so
+ * unknown keys, misspelt methods and parameters, and out-of-range values are errors naming the field's
+ * path, e.g. `models[1].parameters.density`.
+ */
+import { common } from '@hm3/proto';
+import type { FloatDType } from '@hm3/tensor';
+import { isDocument, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { RecipeValidationError, UnknownMethodError, type RecipeIssue } from './errors.js';
+import type { MergeMethod, ParamScalar, ParamSpec } from './method.js';
+import { closestName, hasMethod, getMethod, listMethods } from './registry.js';
+
+/** Element types of checkpoints and of the arithmetic (the checkpoint dtypes of @hm3/tensor). */
+export type DType = FloatDType;
+
+/** A model reference: a registry id and/or a location (a path in the model roots, or artifact://id). */
+export interface ModelRef {
+  readonly uri: string;
+  readonly modelId: string;
+}
+
+/** The identity of a model within a recipe: its registry id if it has one, else its uri. */
+export function modelKey(ref: ModelRef): string {
+  return ref.modelId !== '' ? ref.modelId : ref.uri;
+}
+
+/** A parameter as written: one value, a gradient over the layers, or values chosen by tensor name. */
+export type ParamSetting =
+  | { readonly kind: 'value'; readonly value: ParamScalar }
+  | { readonly kind: 'gradient'; readonly values: readonly number[] }
+  | {
+      readonly kind: 'filtered';
+      /** First match wins; a null filter matches every tensor. */
+      readonly entries: readonly {
+        readonly filter: string | null;
+        readonly value: ParamScalar | readonly number[];
+      }[];
+    };
+
+export interface RecipeModel {
+  readonly ref: ModelRef;
+  /** This entry is the base model (listed among the models, as mergekit allows). */
+  readonly isBase: boolean;
+  readonly parameters: Readonly<Record<string, ParamSetting>>;
+}
+
+export type TokenizerSource =
+  | { readonly kind: 'base' }
+  | { readonly kind: 'union' }
+  | { readonly kind: 'model'; readonly model: ModelRef };
+
+/** A validated merge recipe: what the planner and executor consume (never raw YAML or wire types). */
+export interface Recipe {
+  readonly method: string;
+  readonly base: ModelRef | null;
+  readonly models: readonly RecipeModel[];
+  /** Top-level parameters: the defaults of every model, and the global parameters. */
+  readonly parameters: Readonly<Record<string, ParamSetting>>;
+  /** The dtype of the arithmetic as written (f64: compute in f64; anything else: f32); null: not set. */
+  readonly dtype: DType | null;
+  /** The written checkpoint's dtype; null: the same as dtype, or the base's. */
+  readonly outDtype: DType | null;
+  readonly seed: bigint;
+  /** null: crop embeddings to the vocabulary common to all models. */
+  readonly tokenizerSource: TokenizerSource | null;
+  readonly chatTemplate: string | null;
+}
+
+/** The dtype the arithmetic of a recipe runs in: f64 only when asked for. */
+export function computeDtype(recipe: Recipe): 'F32' | 'F64' {
+  return recipe.dtype === 'F64' ? 'F64' : 'F32';
+}
+
+const DTYPE_NAMES: Readonly<Record<string, DType>> = {
+  float32: 'F32',
+  fp32: 'F32',
+  f32: 'F32',
+  float16: 'F16',
+  fp16: 'F16',
+  f16: 'F16',
+  half: 'F16',
+  bfloat16: 'BF16',
+  bf16: 'BF16',
+  float64: 'F64',
+  fp64: 'F64',
+  f64: 'F64',
+  double: 'F64',
+};
+
+// ---- structure (zod) -------------------------------------------------------------------------------
+
+const scalarSchema = z.union([z.number(), z.boolean(), z.string()]);
+const gradientSchema = z.array(z.number()).min(1);
+const filteredEntrySchema = z.strictObject({
+  filter: z.string().nullish(),
+  value: z.union([z.number(), z.boolean(), z.string(), gradientSchema]),
+});
+const settingSchema = z.union([scalarSchema, gradientSchema, z.array(filteredEntrySchema).min(1)]);
+const parametersSchema = z.record(z.string(), settingSchema).nullish();
+const dtypeSchema = z.string().refine((s) => s in DTYPE_NAMES, {
+  message: `must be one of ${Object.keys(DTYPE_NAMES).join(', ')}`,
+});
+
+const documentSchema = z.strictObject({
+  merge_method: z.string().min(1),
+  base_model: z.string().min(1).nullish(),
+  models: z
+    .array(z.strictObject({ model: z.string().min(1), parameters: parametersSchema }))
+    .min(1)
+    .nullish(),
+  slices: z.unknown().optional(),
+  parameters: parametersSchema,
+  dtype: dtypeSchema.nullish(),
+  out_dtype: dtypeSchema.nullish(),
+  seed: z
+    .union([
+      z.number().int().min(0),
+      z
+        .bigint()
+        .min(0n)
+        .max((1n << 64n) - 1n),
+      z
+        .string()
+        .regex(/^\d{1,20}$/, 'must be a non-negative integer')
+        .refine((v) => BigInt(v) < 1n << 64n, 'must be below 2^64'),
+    ])
+    .nullish(),
+  tokenizer_source: z.string().min(1).nullish(),
+  chat_template: z.string().nullish(),
+  // The proto form also carries model ids; YAML references are uris.
+  base_model_id: z.string().nullish(),
+  model_ids: z.array(z.string()).nullish(),
+});
+
+type Document = z.infer<typeof documentSchema>;
+type RawSetting = z.infer<typeof settingSchema>;
+
+const KNOWN_KEYS = [
+  'merge_method',
+  'base_model',
+  'models',
+  'slices',
+  'parameters',
+  'dtype',
+  'out_dtype',
+  'seed',
+  'tokenizer_source',
+  'chat_template',
+  'model',
+  'filter',
+  'value',
+];
+
+/** `['models', 1, 'parameters', 'density']` -> `models[1].parameters.density`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}
+
+function zodIssues(error: z.ZodError): RecipeIssue[] {
+  const issues: RecipeIssue[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const suggestion = closestName(key, KNOWN_KEYS);
+        issues.push({
+          path: formatPath([...issue.path, key]),
+          message: `unknown key${suggestion === null ? '' : `; did you mean "${suggestion}"?`}`,
+        });
+      }
+    } else {
+      issues.push({ path: formatPath(issue.path), message: issue.message });
+    }
+  }
+  return issues;
+}
+
+// ---- method parameters (from the registry's declarations) ---------------------------------------------
+
+function leafSchema(spec: ParamSpec): z.ZodType<ParamScalar> {
+  switch (spec.kind) {
+    case 'number': {
+      let s = z.number(`must be a number`);
+      if (spec.min !== undefined) s = s.min(spec.min, `must be >= ${spec.min}`);
+      if (spec.max !== undefined) s = s.max(spec.max, `must be <= ${spec.max}`);
+      return s;
+    }
+    case 'boolean':
+      return z
+        .union([z.boolean(), z.literal(0), z.literal(1)], 'must be true or false')
+        .transform((v) => v === true || v === 1);
+    case 'choice': {
+      const choices = spec.choices ?? [];
+      const map = spec.booleanChoices;
+      return z.union([z.string(), z.boolean()]).transform((v, ctx) => {
+        const name = typeof v === 'boolean' ? (map === undefined ? undefined : v ? map.true : map.false) : v;
+        if (name === undefined || !choices.includes(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must be one of ${choices.join(', ')}${map ? ', true, false' : ''}`,
+          });
+          return z.NEVER;
+        }
+        return name;
+      });
+    }
+  }
+}
+
+function checkLeaf(
+  spec: ParamSpec,
+  value: unknown,
+  path: string,
+  issues: RecipeIssue[],
+): ParamScalar | undefined {
+  const result = leafSchema(spec).safeParse(value);
+  if (result.success) return result.data;
+  for (const issue of result.error.issues)
+    issues.push({ path, message: `${issue.message} (got ${JSON.stringify(value)})` });
+  return undefined;
+}
+
+function checkSetting(
+  spec: ParamSpec,
+  raw: RawSetting,
+  path: string,
+  issues: RecipeIssue[],
+): ParamSetting | undefined {
+  const before = issues.length;
+  if (!Array.isArray(raw)) {
+    const value = checkLeaf(spec, raw, path, issues);
+    return value === undefined ? undefined : { kind: 'value', value };
+  }
+  if (spec.kind !== 'number') {
+    issues.push({ path, message: `${spec.name} takes a single value, not a list` });
+    return undefined;
+  }
+  if (raw.every((v) => typeof v === 'number')) {
+    raw.forEach((v, j) => checkLeaf(spec, v, `${path}[${j}]`, issues));
+    return issues.length === before ? { kind: 'gradient', values: raw as number[] } : undefined;
+  }
+  const entries: { filter: string | null; value: ParamScalar | readonly number[] }[] = [];
+  raw.forEach((entry, j) => {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      issues.push({ path: `${path}[${j}]`, message: 'a list mixes numbers and {filter, value} entries' });
+      return;
+    }
+    const value = entry.value;
+    if (Array.isArray(value))
+      value.forEach((v, m) => checkLeaf(spec, v, `${path}[${j}].value[${m}]`, issues));
+    else checkLeaf(spec, value, `${path}[${j}].value`, issues);
+    const filter = entry.filter ?? null;
+    entries.push({ filter: filter === '*' ? null : filter, value });
+  });
+  return issues.length === before ? { kind: 'filtered', entries } : undefined;
+}
+
+function checkParameters(
+  method: MergeMethod,
+  raw: Record<string, RawSetting> | null | undefined,
+  path: string,
+  level: 'top' | 'model',
+  issues: RecipeIssue[],
+): Record<string, ParamSetting> {
+  const out: Record<string, ParamSetting> = {};
+  for (const [name, value] of Object.entries(raw ?? {})) {
+    const spec = method.params.find((p) => p.name === name);
+    const fieldPath = `${path}.${name}`;
+    if (spec === undefined) {
+      const suggestion = closestName(
+        name,
+        method.params.map((p) => p.name),
+      );
+      const known = method.params.map((p) => p.name).join(', ');
+      issues.push({
+        path: fieldPath,
+        message: `unknown parameter of method ${method.name}${suggestion === null ? '' : `; did you mean "${suggestion}"?`} (parameters: ${known})`,
+      });
+      continue;
+    }
+    if (level === 'model' && spec.scope === 'global') {
+      issues.push({
+        path: fieldPath,
+        message: `${name} is a global parameter of ${method.name}; set it in the top-level parameters`,
+      });
+      continue;
+    }
+    const setting = checkSetting(spec, value, fieldPath, issues);
+    if (setting !== undefined) out[name] = setting;
+  }
+  return out;
+}
+
+// ---- the document -> Recipe ------------------------------------------------------------------------
+
+export interface RecipeSourceOptions {
+  /** Names the recipe in errors (a file path, or "MergeRecipe"). */
+  readonly source?: string;
+  /** Renames top-level fields in error paths (the proto calls merge_method `method`). */
+  readonly fieldNames?: Readonly<Record<string, string>>;
+}
+
+function renamePath(path: string, names: Readonly<Record<string, string>> | undefined): string {
+  if (names === undefined) return path;
+  const m = /^([a-z_]+)(.*)$/.exec(path);
+  if (m === null) return path;
+  return (names[m[1]!] ?? m[1]!) + m[2]!;
+}
+
+function fail(
+  source: string,
+  issues: RecipeIssue[],
+  names: Readonly<Record<string, string>> | undefined,
+): never {
+  throw new RecipeValidationError(
+    source,
+    issues.map((i) => ({ path: renamePath(i.path, names), message: i.message })),
+  );
+}
+
+/**
+ * Validates a recipe document (the parsed YAML, or the proto mapped to the same shape) into a Recipe.
+ * Throws RecipeValidationError listing every issue with its field path (UnknownMethodError for a method
+ * name that is not registered).
+ */
+export function validateRecipeDocument(document: unknown, options: RecipeSourceOptions = {}): Recipe {
+  const source = options.source ?? 'recipe';
+  const names = options.fieldNames;
+  const parsed = documentSchema.safeParse(document);
+  if (!parsed.success) fail(source, zodIssues(parsed.error), names);
+  const doc: Document = parsed.data;
+
+  if (!hasMethod(doc.merge_method)) {
+    getMethod(doc.merge_method, { source, field: renamePath('merge_method', names) });
+  }
+  const method = getMethod(doc.merge_method);
+  const issues: RecipeIssue[] = [];
+  if (doc.slices !== undefined && doc.slices !== null) {
+    issues.push({
+      path: 'slices',
+      message: 'layer-range slices (frankenmerges) are not supported yet; list whole models under models',
+    });
+  }
+  const rawModels = doc.models ?? [];
+  if (rawModels.length === 0) issues.push({ path: 'models', message: 'required: the models to merge' });
+
+  const modelIds = doc.model_ids ?? [];
+  const base: ModelRef | null =
+    doc.base_model === undefined || doc.base_model === null
+      ? null
+      : { uri: doc.base_model, modelId: doc.base_model_id ?? '' };
+  const baseKey = base === null ? null : modelKey(base);
+  if (method.base === 'required' && base === null) {
+    issues.push({ path: 'base_model', message: `required by method ${method.name}` });
+  }
+
+  const topParameters = checkParameters(method, doc.parameters, 'parameters', 'top', issues);
+  const seen = new Map<string, number>();
+  const models: RecipeModel[] = rawModels.map((m, i) => {
+    const ref: ModelRef = { uri: m.model, modelId: modelIds[i] ?? '' };
+    const key = modelKey(ref);
+    const earlier = seen.get(key);
+    if (earlier !== undefined)
+      issues.push({
+        path: `models[${i}].model`,
+        message: `${key} is listed twice (also models[${earlier}])`,
+      });
+    seen.set(key, i);
+    return {
+      ref,
+      isBase: baseKey !== null && key === baseKey,
+      parameters: checkParameters(method, m.parameters, `models[${i}].parameters`, 'model', issues),
+    };
+  });
+
+  if (method.base === 'none' && baseKey !== null && !models.some((m) => m.isBase)) {
+    issues.push({
+      path: 'base_model',
+      message: `method ${method.name} takes no base model; list it under models with a weight, or remove base_model`,
+    });
+  }
+  const merged = method.base === 'required' ? models.filter((m) => !m.isBase) : models;
+  const { min, max } = method.models;
+  if (rawModels.length > 0 && (merged.length < min || (max !== undefined && merged.length > max))) {
+    const wanted =
+      max === undefined ? `at least ${min}` : min === max ? `exactly ${min}` : `${min} to ${max}`;
+    const besides = method.base === 'required' ? ' besides the base model' : '';
+    issues.push({
+      path: 'models',
+      message: `method ${method.name} merges ${wanted} model(s)${besides}; got ${merged.length}`,
+    });
+  }
+  for (const spec of method.params) {
+    if (!spec.required) continue;
+    if (spec.scope === 'global') {
+      if (!(spec.name in topParameters) && !(doc.parameters && spec.name in doc.parameters)) {
+        issues.push({ path: `parameters.${spec.name}`, message: `required by method ${method.name}` });
+      }
+      continue;
+    }
+    models.forEach((m, i) => {
+      if (method.base === 'required' && m.isBase) return;
+      const given =
+        (doc.parameters && spec.name in doc.parameters) ||
+        (rawModels[i]?.parameters && spec.name in rawModels[i]!.parameters!);
+      if (!given)
+        issues.push({
+          path: `models[${i}].parameters.${spec.name}`,
+          message: `required by method ${method.name}`,
+        });
+    });
+  }
+
+  let tokenizerSource: TokenizerSource | null = null;
+  const ts = doc.tokenizer_source;
+  if (ts === 'base' || ts === 'union') tokenizerSource = { kind: ts };
+  else if (typeof ts === 'string') tokenizerSource = { kind: 'model', model: { uri: ts, modelId: '' } };
+
+  if (issues.length > 0) fail(source, issues, names);
+  return {
+    method: method.name,
+    base,
+    models,
+    parameters: topParameters,
+    dtype: doc.dtype ? DTYPE_NAMES[doc.dtype]! : null,
+    outDtype: doc.out_dtype ? DTYPE_NAMES[doc.out_dtype]! : null,
+    seed: BigInt(doc.seed ?? 0),
+    tokenizerSource,
+    chatTemplate: doc.chat_template ?? null,
+  };
+}
+
+/** Integers as bigint only where they must be (the seed); numbers everywhere else. */
+function numbersFromBigints(value: unknown, key: string | null): unknown {
+  if (typeof value === 'bigint') return key === 'seed' ? value : Number(value);
+  if (Array.isArray(value)) return value.map((v) => numbersFromBigints(v, null));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, numbersFromBigints(v, k)]));
+  }
+  return value;
+}
+
+/** Parses and validates a mergekit YAML recipe. `source` (the file path) names the recipe in errors. */
+export function parseRecipeYaml(text: string, source = 'recipe.yaml'): Recipe {
+  const doc = parseDocument(text, { intAsBigInt: true, uniqueKeys: true, prettyErrors: true });
+  if (!isDocument(doc) || doc.errors.length > 0) {
+    const issues = doc.errors.map((e) => ({
+      path: '',
+      message: `not valid YAML: ${e.message.split('\n')[0]}`,
+    }));
+    throw new RecipeValidationError(
+      source,
+      issues.length > 0 ? issues : [{ path: '', message: 'not valid YAML' }],
+    );
+  }
+  const value = numbersFromBigints(doc.toJS(), null);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new RecipeValidationError(source, [
+      { path: '', message: 'a recipe is a YAML mapping (merge_method, models, ...)' },
+    ]);
+  }
+  return validateRecipeDocument(value, { source });
+}
+
+// ---- the proto MergeRecipe -> the same document ----------------------------------------------------------
+
+const PROTO_DTYPES: Readonly<Record<number, string | null>> = {
+  [common.DType.UNSPECIFIED]: null,
+  [common.DType.F32]: 'float32',
+  [common.DType.F16]: 'float16',
+  [common.DType.BF16]: 'bfloat16',
+  [common.DType.F64]: 'float64',
+};
+
+function settingFromProto(value: common.ParamValue | undefined): unknown {
+  const v = value?.value;
+  switch (v?.$case) {
+    case 'scalar':
+    case 'flag':
+    case 'choice':
+      return v.value;
+    case 'gradient':
+      return v.value.values;
+    case 'filtered':
+      return v.value.entries.map((e) => ({
+        filter: e.filter === '' ? null : e.filter,
+        value: e.value?.$case === 'gradient' ? e.value.value.values : e.value?.value,
+      }));
+    default:
+      return undefined;
+  }
+}
+
+function parametersFromProto(map: Readonly<Record<string, common.ParamValue>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, settingFromProto(v)]));
+}
+
+function refString(ref: common.ModelRef | undefined): string | undefined {
+  if (ref === undefined) return undefined;
+  return ref.uri !== '' ? ref.uri : ref.modelId !== '' ? ref.modelId : undefined;
+}
+
+const PROTO_FIELD_NAMES = { merge_method: 'method', base_model: 'base', out_dtype: 'out_dtype' } as const;
+
+/** Maps a wire MergeRecipe to the domain Recipe, validated exactly as a YAML recipe. */
+export function recipeFromProto(message: common.MergeRecipe, source = 'MergeRecipe'): Recipe {
+  const tokenizer = message.tokenizerSource;
+  let tokenizerSource: string | undefined;
+  if (tokenizer?.kind === common.TokenizerSourceKind.BASE) tokenizerSource = 'base';
+  else if (tokenizer?.kind === common.TokenizerSourceKind.UNION) tokenizerSource = 'union';
+  else if (tokenizer?.kind === common.TokenizerSourceKind.MODEL)
+    tokenizerSource = refString(tokenizer.model) ?? '';
+  const document = {
+    merge_method: message.method,
+    base_model: refString(message.base),
+    base_model_id: message.base?.modelId || undefined,
+    models: message.models.map((m) => ({
+      model: refString(m.model) ?? '',
+      parameters: parametersFromProto(m.parameters),
+    })),
+    model_ids: message.models.map((m) => m.model?.modelId ?? ''),
+    slices: message.slices.length > 0 ? message.slices : undefined,
+    parameters: parametersFromProto(message.parameters),
+    dtype:
+      PROTO_DTYPES[message.dtype] ??
+      (message.dtype === common.DType.UNSPECIFIED ? undefined : `dtype ${message.dtype}`),
+    out_dtype:
+      PROTO_DTYPES[message.outDtype] ??
+      (message.outDtype === common.DType.UNSPECIFIED ? undefined : `dtype ${message.outDtype}`),
+    seed: message.seed,
+    tokenizer_source: tokenizerSource,
+  };
+  return validateRecipeDocument(document, { source, fieldNames: PROTO_FIELD_NAMES });
+}
+
+/** Every registered method's name (for messages and CLI completion). */
+export function methodNames(): string[] {
+  return listMethods().map((m) => m.name);
+}
+
+export { UnknownMethodError };
+
+// ---- the Recipe -> a mergekit document (model cards, hashes, conformance runs) ----------------------------
+
+const DTYPE_YAML: Readonly<Record<DType, string>> = {
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+};
+
+function settingToDocument(setting: ParamSetting): unknown {
+  switch (setting.kind) {
+    case 'value':
+      return setting.value;
+    case 'gradient':
+      return [...setting.values];
+    case 'filtered':
+      return setting.entries.map((e) => ({
+        ...(e.filter === null ? {} : { filter: e.filter }),
+        value: e.value,
+      }));
+  }
+}
+
+function parametersToDocument(
+  parameters: Readonly<Record<string, ParamSetting>>,
+): Record<string, unknown> | undefined {
+  const entries = Object.entries(parameters);
+  return entries.length === 0
+    ? undefined
+    : Object.fromEntries(entries.map(([k, v]) => [k, settingToDocument(v)]));
+}
+
+/**
+ * The recipe as a mergekit-shaped document (merge_method, base_model, models, parameters, dtype,
+ * out_dtype, seed): parseable again by validateRecipeDocument; the seed is a decimal string when it
+ * does not fit a double exactly.
+ */
+export function recipeToDocument(recipe: Recipe): Record<string, unknown> {
+  const doc: Record<string, unknown> = {
+    merge_method: recipe.method,
+    ...(recipe.base === null ? {} : { base_model: recipe.base.uri }),
+    models: recipe.models.map((m) => {
+      const parameters = parametersToDocument(m.parameters);
+      return parameters === undefined ? { model: m.ref.uri } : { model: m.ref.uri, parameters };
+    }),
+  };
+  const parameters = parametersToDocument(recipe.parameters);
+  if (parameters !== undefined) doc['parameters'] = parameters;
+  if (recipe.dtype !== null) doc['dtype'] = DTYPE_YAML[recipe.dtype];
+  if (recipe.outDtype !== null) doc['out_dtype'] = DTYPE_YAML[recipe.outDtype];
+  doc['seed'] = recipe.seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(recipe.seed) : recipe.seed.toString();
+  if (recipe.tokenizerSource !== null) {
+    doc['tokenizer_source'] =
+      recipe.tokenizerSource.kind === 'model'
+        ? recipe.tokenizerSource.model.uri
+        : recipe.tokenizerSource.kind;
+  }
+  if (recipe.chatTemplate !== null) doc['chat_template'] = recipe.chatTemplate;
+  return doc;
+}
