@@ -112,6 +112,19 @@ describe('mergekit YAML recipes', () => {
     });
   });
 
+  it('reports every issue at once, unknown keys included', () => {
+    const e = errorOf(
+      minimal('base_modle: x\nparameters:\n  density: 2\n  normalise: true\n').replace(
+        'weight: 1',
+        'weight: 1\n      wieght: 2',
+      ),
+    );
+    expect(new Set(e.issues.map((i) => i.path))).toEqual(
+      new Set(['base_modle', 'models[1].parameters.wieght', 'parameters.density', 'parameters.normalise']),
+    );
+    expect(e.issues.find((i) => i.path === 'parameters.normalise')!.message).toContain('"normalize"');
+  });
+
   it('requires what the method requires: base model, weights, t, the model count', () => {
     expect(
       errorOf('merge_method: ties\nmodels:\n  - model: a\n    parameters: {weight: 1}\n').issues[0]!.path,

@@ -297,6 +297,19 @@ function checkParameters(
   return out;
 }
 
+/** A copy of `value` without the unrecognized keys zod reported. */
+function withoutKeys(value: unknown, issues: readonly z.core.$ZodIssue[]): unknown {
+  const copy = structuredClone(value) as Record<PropertyKey, unknown>;
+  for (const issue of issues) {
+    if (issue.code !== 'unrecognized_keys') continue;
+    let node: unknown = copy;
+    for (const part of issue.path) node = (node as Record<PropertyKey, unknown> | undefined)?.[part];
+    if (node !== null && typeof node === 'object')
+      for (const key of issue.keys) delete (node as Record<string, unknown>)[key];
+  }
+  return copy;
+}
+
 // ---- the document -> Recipe ------------------------------------------------------------------------
 
 export interface RecipeSourceOptions {
@@ -332,15 +345,21 @@ function fail(
 export function validateRecipeDocument(document: unknown, options: RecipeSourceOptions = {}): Recipe {
   const source = options.source ?? 'recipe';
   const names = options.fieldNames;
-  const parsed = documentSchema.safeParse(document);
-  if (!parsed.success) fail(source, zodIssues(parsed.error), names);
+  let parsed = documentSchema.safeParse(document);
+  // Unknown keys alone do not stop validation: they are reported with everything else found.
+  let unknownKeys: RecipeIssue[] = [];
+  if (!parsed.success && parsed.error.issues.every((i) => i.code === 'unrecognized_keys')) {
+    unknownKeys = zodIssues(parsed.error);
+    parsed = documentSchema.safeParse(withoutKeys(document, parsed.error.issues));
+  }
+  if (!parsed.success) fail(source, [...unknownKeys, ...zodIssues(parsed.error)], names);
   const doc: Document = parsed.data;
 
   if (!hasMethod(doc.merge_method)) {
     getMethod(doc.merge_method, { source, field: renamePath('merge_method', names) });
   }
   const method = getMethod(doc.merge_method);
-  const issues: RecipeIssue[] = [];
+  const issues: RecipeIssue[] = [...unknownKeys];
   if (doc.slices !== undefined && doc.slices !== null) {
     issues.push({
       path: 'slices',

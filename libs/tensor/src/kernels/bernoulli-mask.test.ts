@@ -27,6 +27,23 @@ describe('bernoulliMask', () => {
     );
   });
 
+  it('gives a row block (indexOffset) the same bits as the whole tensor there', () => {
+    const stream = randomStream(5n, 'model.layers.0.mlp.down_proj.weight');
+    const n = 1001;
+    const whole = new Uint8Array(n);
+    bernoulliMask({ out: whole, stream, density: 0.37 }, 0, n);
+    for (const [from, to] of [
+      [0, 333],
+      [333, 334],
+      [334, 1001],
+      [7, 13],
+    ] as const) {
+      const block = new Uint8Array(to - from);
+      bernoulliMask({ out: block, stream, density: 0.37, indexOffset: from }, 0, to - from);
+      expect(block).toEqual(whole.subarray(from, to));
+    }
+  });
+
   it('keeps a fraction within the 99.99% binomial interval of the density', () => {
     const n = 200_000;
     for (const density of [0.1, 0.5, 0.9]) {

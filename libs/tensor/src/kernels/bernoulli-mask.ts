@@ -6,6 +6,8 @@ export interface BernoulliMaskArgs {
   stream: RandomStream;
   /** Keep probability in [0, 1]. */
   density: number;
+  /** Absolute index of out[0] in the whole tensor (a row block); default 0. */
+  indexOffset?: number;
 }
 
 const TWO_POW_32 = 4294967296;
@@ -13,18 +15,20 @@ const TWO_POW_32 = 4294967296;
 /**
  * Bernoulli(density) keep-mask over [start, end). Element i draws word (i mod 4) of
  * Philox4x32-10(counter = (floor(i/4) low, floor(i/4) high, stream0, stream1), key = seed), and is kept
- * when word < density * 2^32. Depends only on (seed, stream, i): identical for any split of the range.
+ * when word < density * 2^32, i being the absolute index (indexOffset + position in out). Depends only
+ * on (seed, stream, i): identical for any split of the range or of the tensor into row blocks.
  */
 export function bernoulliMask(args: BernoulliMaskArgs, start: number, end: number): void {
   const { out, stream, density } = args;
   if (!(density >= 0 && density <= 1))
     throw new RangeError(`bernoulliMask: density ${density} not in [0, 1]`);
   if (end <= start) return;
+  const offset = args.indexOffset ?? 0;
   const threshold = density * TWO_POW_32;
   const words = new Uint32Array(4);
-  const firstBlock = Math.floor(start / 4);
-  const lastBlock = Math.floor((end - 1) / 4);
-  for (let b = firstBlock; b <= lastBlock; b++) {
+  const first = offset + start;
+  const last = offset + end; // exclusive, absolute
+  for (let b = Math.floor(first / 4); b * 4 < last; b++) {
     philox4x32(
       b >>> 0,
       Math.floor(b / TWO_POW_32) >>> 0,
@@ -34,9 +38,9 @@ export function bernoulliMask(args: BernoulliMaskArgs, start: number, end: numbe
       stream.key1,
       words,
     );
-    const i0 = b * 4;
-    const from = Math.max(i0, start);
-    const to = Math.min(i0 + 4, end);
-    for (let i = from; i < to; i++) out[i] = words[i - i0]! < threshold ? 1 : 0;
+    const a0 = b * 4;
+    const from = Math.max(a0, first);
+    const to = Math.min(a0 + 4, last);
+    for (let a = from; a < to; a++) out[a - offset] = words[a - a0]! < threshold ? 1 : 0;
   }
 }

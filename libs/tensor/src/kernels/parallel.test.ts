@@ -6,7 +6,7 @@ import { randomStream } from './philox.js';
 import { kthLargestAbs, topKMaskOf } from './radix-select.js';
 import { weightedSum } from './weighted-sum.js';
 
-describe('kernels on the worker pool', () => {
+describe('kernels on the worker pool', { timeout: 120_000 }, () => {
   let pool: WorkerPool;
   beforeAll(() => {
     pool = registerKernels(new WorkerPool({ size: 2, minRangeLength: 1000 }));

@@ -43,10 +43,10 @@ export function philox4x32(
   let key0 = k0 >>> 0;
   let key1 = k1 >>> 0;
   for (let r = 0; r < 10; r++) {
-    const hi0 = mulhi32(M0, x0);
     const lo0 = Math.imul(M0, x0) >>> 0;
-    const hi1 = mulhi32(M1, x2);
+    const hi0 = mulhi32(M0, x0);
     const lo1 = Math.imul(M1, x2) >>> 0;
+    const hi1 = mulhi32(M1, x2);
     x0 = (hi1 ^ x1 ^ key0) >>> 0;
     x1 = lo1;
     x2 = (hi0 ^ x3 ^ key1) >>> 0;
