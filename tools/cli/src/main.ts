@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { registerDemo } from './commands/demo.js';
 import { registerMerge } from './commands/merge.js';
+import { registerServe } from './commands/serve.js';
 
 const packageJson = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDemo(program);
   registerMerge(program);
+  registerServe(program);
   return program;
 }
 

@@ -97,6 +97,7 @@ beforeAll(async () => {
     path.join(root, 'ties.yaml'),
     'merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n    parameters: {weight: [1, 0.5], density: 0.5}\n  - model: b\n    parameters: {weight: 0.7, density: 0.6}\nout_dtype: bfloat16\n',
   );
+  await writeFile(path.join(root, 'emr.yaml'), 'merge_method: emr\nbase_model: base\nmodels:\n  - model: a\n  - model: b\n');
   await writeFile(path.join(root, 'typo.yaml'), 'merge_method: tis\nbase_model: base\nmodels:\n  - model: a\n    parameters: {weight: 1}\n');
   await writeFile(path.join(root, 'nowhere.yaml'), 'merge_method: ties\nbase_model: base\nmodels:\n  - model: nowhere\n    parameters: {weight: 1}\n');
 }, 60_000);
@@ -151,6 +152,33 @@ describe('hm3 merge', () => {
     expect(r.stderr).toMatch(message);
     expect((await readdir(root)).filter((f) => f === 'out-bad' || f.startsWith('.hm3-tmp'))).toEqual([]);
   });
+
+  it('emr: reports mask sizes, and --task materialises one task from the output folder or straight from the recipe', async () => {
+    const merged = hm3(['merge', 'emr.yaml', 'out-emr', '--no-progress'], root);
+    expect(merged.stderr).toBe('');
+    expect(merged.code).toBe(0);
+    expect(merged.stdout).toMatch(/emr task a \(a\): masks \d+(\.\d+)? (B|KB)/);
+    expect(merged.stdout).toMatch(/emr task b \(b\): masks/);
+    expect(await readdir(path.join(root, 'out-emr', 'tasks'))).toEqual(['a', 'b']);
+    const fromFolder = hm3(['merge', 'out-emr', 'out-task-b', '--task', 'b'], root);
+    expect(fromFolder.code).toBe(0);
+    expect(fromFolder.stdout).toMatch(/materialised task b/);
+    const fromRecipe = hm3(['merge', 'emr.yaml', 'out-task-b2', '--task', 'b', '--no-progress'], root);
+    expect(fromRecipe.code).toBe(0);
+    const a = await Checkpoint.open(path.join(root, 'out-task-b'));
+    const b = await Checkpoint.open(path.join(root, 'out-task-b2'));
+    try {
+      expect(a.names().length).toBe(21);
+      for (const name of a.names()) expect(await b.readBytes(name)).toEqual(await a.readBytes(name));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    expect((await readdir(root)).filter((f) => f.includes('.emr-'))).toEqual([]);
+    const missing = hm3(['merge', 'out-emr', 'out-task-x', '--task', 'nope'], root);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/no task "nope"/);
+  }, 120_000);
 
   it('exits 2 on a bad --max-memory', () => {
     const r = hm3(['merge', 'ties.yaml', 'out-x', '--max-memory', 'lots'], root);

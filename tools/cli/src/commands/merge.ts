@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CommanderError, Option, type Command } from 'commander';
@@ -11,6 +11,7 @@ import {
   formatBytes,
   formatMethodList,
   formatPlanSummary,
+  materializeEmrTask,
   parseByteSize,
   parseRecipeYaml,
   planMerge,
@@ -31,6 +32,8 @@ export interface MergeCommandOptions {
   outShardSize: string;
   nonFinite: 'error' | 'warn';
   progress?: boolean;
+  /** emr: materialise this task (model name) as a plain HF folder instead of writing the shared layout. */
+  task?: string;
 }
 
 export interface MergeIo {
@@ -83,6 +86,19 @@ export async function runMergeCommand(
     io.err('hm3 merge: usage: hm3 merge <recipe.yaml> <out-dir> [--validate] [--max-memory 2GB] [--threads n] [--out-shard-size 5GB]');
     return 2;
   }
+  if (options.task !== undefined && outDir !== undefined && !options.validate) {
+    // `hm3 merge <emr-output> <out> --task t`: materialise from an emr output folder
+    if (await stat(recipePath).then((s) => s.isDirectory()).catch(() => false)) {
+      try {
+        const result = await materializeEmrTask(recipePath, options.task, outDir);
+        io.out(`materialised task ${options.task} of ${recipePath} into ${result.outDir}`);
+        return 0;
+      } catch (error) {
+        io.err(`hm3 merge: ${error instanceof Error ? error.message : String(error)}`);
+        return exitCodeOf(error);
+      }
+    }
+  }
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once('SIGINT', stop);
@@ -99,8 +115,13 @@ export async function runMergeCommand(
       throw new InvalidArgumentError(`${recipePath}: cannot read the recipe (${(error as Error).message})`, { file: recipePath }, error);
     }
     const recipe = parseRecipeYaml(text, recipePath);
+    if (options.task !== undefined && recipe.method !== 'emr') {
+      throw new InvalidArgumentError(`--task needs an emr recipe (${recipePath} uses ${recipe.method})`, { field: 'task' });
+    }
     const plan = await planMerge(recipe, { maxMemory, source: recipePath });
     if (outDir !== undefined) await checkOutputDir(outDir);
+    // --task with a recipe: the emr layout goes to a temporary folder beside the output, then one task is materialised
+    const mergeDir = options.task !== undefined && outDir !== undefined ? `${path.resolve(outDir)}.emr-${process.pid}` : outDir;
     if (options.validate) {
       io.out(formatPlanSummary(plan));
       io.out(`valid: nothing was read beyond configs and headers, nothing written${outDir === undefined ? '' : ` (output would be ${path.resolve(outDir)})`}`);
@@ -117,7 +138,7 @@ export async function runMergeCommand(
       });
       bar.start(plan.inputBytes, 0, { tensors: `0/${plan.tensors.length}`, done: '0 B', total_bytes: formatBytes(plan.inputBytes), speed: '-', eta_text: '?' });
     }
-    const result = await executeMerge(plan, outDir!, {
+    const result = await executeMerge(plan, mergeDir!, {
       shardBytes,
       threads,
       nonFinite: options.nonFinite,
@@ -145,6 +166,16 @@ export async function runMergeCommand(
     });
     bar?.stop();
     bar = undefined;
+    for (const t of result.emr?.tasks ?? []) io.out(`emr task ${t.task} (${t.model}): masks ${formatBytes(t.maskBytes)}`);
+    if (options.task !== undefined && mergeDir !== undefined && outDir !== undefined) {
+      try {
+        const done = await materializeEmrTask(mergeDir, options.task, outDir);
+        io.out(`materialised task ${options.task} into ${done.outDir} (recipe sha256 ${result.recipeSha256})`);
+      } finally {
+        await rm(mergeDir, { recursive: true, force: true });
+      }
+      return 0;
+    }
     io.out(
       `merged ${result.tensors} tensors (${formatBytes(result.totalBytes)}) into ${result.outDir} in ${result.seconds.toFixed(1)} s; ` +
         `recipe sha256 ${result.recipeSha256}`,
@@ -173,6 +204,7 @@ export function registerMerge(program: Command): void {
     .option('--out-shard-size <size>', 'shard size of the output', '5GB')
     .addOption(new Option('--non-finite <policy>', 'NaN/Inf in an input').choices(['error', 'warn']).default('error'))
     .option('--no-progress', 'no progress bar or progress lines')
+    .option('--task <model>', 'emr: write that task\'s model as a plain HF folder (the first argument may be an emr output folder)')
     .action(async (recipe: string | undefined, outDir: string | undefined, options: MergeCommandOptions) => {
       const code = await runMergeCommand(recipe, outDir, options, {
         out: (line) => console.log(line),

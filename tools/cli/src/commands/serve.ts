@@ -1,0 +1,171 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '@hm3/errors';
+import { InProcessEventBus, KafkaEventBus, type EventBus } from '@hm3/events';
+import { installShutdownHandlers, loadServiceConfig, type Logger } from '@hm3/service-kit';
+import { createInMemoryStore, createMongoStore, redactMongoUrl, type Store } from '@hm3/store';
+import { startTensorMergeServer, type RunningTensorMerge } from '@hm3/tensor-merge';
+
+/**
+ * `hm3 serve <service>`: starts one service as its own process (gRPC, and its Kafka consumer when
+ * the bus is Kafka). Settings: service-kit's (`--port`, `--token-file`, `--tls-*`, ... or HM3_*) plus
+ * the ones below (flag, else env, else default). Only tensor-merge is servable so far.
+ */
+export interface ServeOptions {
+  modelsRoot?: string;
+  artifactRoot?: string;
+  /** `memory` or a mongodb:// URL. */
+  store?: string;
+  /** `in-process` or `kafka`. */
+  bus?: string;
+  kafkaBrokers?: string;
+  threads?: string;
+}
+
+export const SERVICES = ['tensor-merge', 'rl-policy', 'evaluator', 'pareto-optimizer'] as const;
+const SERVABLE = new Set<string>(['tensor-merge']);
+
+export interface ServeHandle {
+  readonly running: RunningTensorMerge;
+  readonly port: number;
+  /** Stops the service, then closes the bus and the store. */
+  stop(reason?: string): Promise<void>;
+}
+
+function setting(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback?: string,
+): string | undefined {
+  const value = flag ?? env[name];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+/** Opens the store, the bus and the service; nothing is left running when it throws. */
+export async function startService(
+  service: string,
+  options: ServeOptions,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ServeHandle> {
+  if (!SERVABLE.has(service)) {
+    const known = (SERVICES as readonly string[]).includes(service);
+    throw new InvalidArgumentError(
+      known
+        ? `service "${service}" is not built yet; only tensor-merge can be served for now`
+        : `unknown service "${service}"; services: ${SERVICES.join(', ')} (only tensor-merge is built so far)`,
+      { field: 'service', service },
+    );
+  }
+  const config = loadServiceConfig({ env, argv, defaults: { port: 50061 } });
+  const modelsRoot = setting(options.modelsRoot, env, 'HM3_MODELS_ROOT');
+  if (modelsRoot === undefined) {
+    throw new InvalidArgumentError('models root: set --models-root or HM3_MODELS_ROOT', {
+      field: 'modelsRoot',
+    });
+  }
+  const artifactRoot = setting(options.artifactRoot, env, 'HM3_ARTIFACT_ROOT', path.resolve('artifacts'))!;
+  const storeSetting = setting(options.store, env, 'HM3_STORE', 'memory')!;
+  const busSetting = setting(options.bus, env, 'HM3_BUS', 'in-process')!;
+  const threadsText = setting(options.threads, env, 'HM3_THREADS');
+  const threads = threadsText === undefined ? undefined : Number(threadsText);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
+    throw new InvalidArgumentError(`threads: "${threadsText}" must be a positive integer`, {
+      field: 'threads',
+    });
+  }
+
+  let store: Store;
+  if (storeSetting === 'memory') store = createInMemoryStore();
+  else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) {
+    const username = env['HM3_MONGO_USERNAME'];
+    const password = env['HM3_MONGO_PASSWORD'];
+    store = createMongoStore({
+      url: storeSetting,
+      database: env['HM3_MONGO_DATABASE'] ?? 'hm3',
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+    });
+  } else {
+    throw new InvalidArgumentError(
+      `store: "${redactMongoUrl(storeSetting)}" is neither "memory" nor a mongodb:// URL`,
+      { field: 'store' },
+    );
+  }
+  let bus: EventBus;
+  if (busSetting === 'in-process') bus = new InProcessEventBus();
+  else if (busSetting === 'kafka') {
+    const brokers = setting(options.kafkaBrokers, env, 'HM3_KAFKA_BROKERS');
+    if (brokers === undefined) {
+      throw new InvalidArgumentError('bus kafka: set --kafka-brokers or HM3_KAFKA_BROKERS', {
+        field: 'kafkaBrokers',
+      });
+    }
+    const username = env['HM3_KAFKA_USERNAME'];
+    const password = env['HM3_KAFKA_PASSWORD'];
+    bus = new KafkaEventBus({
+      brokers: brokers.split(',').map((b) => b.trim()),
+      clientId: 'hm3-tensor-merge',
+      ...(username && password ? { sasl: { mechanism: 'scram-sha-512' as const, username, password } } : {}),
+    });
+  } else {
+    throw new InvalidArgumentError(`bus: "${busSetting}" is neither "in-process" nor "kafka"`, {
+      field: 'bus',
+    });
+  }
+
+  const opened: { close(): Promise<void> }[] = [];
+  try {
+    await store.start();
+    opened.push(store);
+    await bus.start();
+    opened.push(bus);
+    const running = await startTensorMergeServer({
+      config,
+      store,
+      bus,
+      modelsRoot: path.resolve(modelsRoot),
+      artifactRoot: path.resolve(artifactRoot),
+      ...(threads === undefined ? {} : { threads }),
+    });
+    return {
+      running,
+      port: running.port,
+      stop: async (reason = 'stop') => {
+        await running.stop(reason);
+        await bus.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    for (const o of opened.reverse()) await o.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'Start one service as a server: tensor-merge (rl-policy, evaluator, pareto-optimizer are not built yet).\n' +
+        'Also takes the service settings: --host, --port, --token-file, --allow-unauthenticated, --tls-cert-file, ...\n' +
+        '(or HM3_HOST, HM3_PORT, ...).',
+    )
+    .argument('<service>', `the service: ${SERVICES.join(' | ')}`)
+    .option('--models-root <dir>', 'folder every model path resolves inside (env HM3_MODELS_ROOT)')
+    .option('--artifact-root <dir>', 'artifact store folder (env HM3_ARTIFACT_ROOT; default ./artifacts)')
+    .option('--store <store>', '"memory" or a mongodb:// URL (env HM3_STORE; default memory)')
+    .option('--bus <bus>', '"in-process" or "kafka" (env HM3_BUS; default in-process)')
+    .option('--kafka-brokers <list>', 'host:port,... (env HM3_KAFKA_BROKERS)')
+    .option('--threads <n>', 'worker threads of the merge kernels (env HM3_THREADS)')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (service: string, options: ServeOptions, command: Command) => {
+      const argv = command.args;
+      const handle = await startService(service, options, argv);
+      const logger: Logger = handle.running.server.logger;
+      logger.info({ port: handle.port }, `${service} serving`);
+      installShutdownHandlers({ logger, shutdown: (reason) => handle.stop(reason) });
+    });
+}
