@@ -44,6 +44,12 @@ export interface MoeadOptions {
    * 'as-sampled' keeps the sampling order (pymoo). Default 'matched'.
    */
   initialAssignment?: 'matched' | 'as-sampled';
+  /**
+   * At most this many neighbours replaced by one offspring, visited in random order (MOEA/D-DE's
+   * n_r, Li and Zhang 2009): one lucky offspring cannot take over a whole neighbourhood. Default
+   * Infinity: every improved neighbour, in neighbourhood order (pymoo's MOEA/D). See docs/method.md.
+   */
+  maxReplacements?: number;
   crossover?: Partial<SbxParameters>;
   mutation?: Partial<PolynomialMutationParameters>;
 }
@@ -67,6 +73,7 @@ export class Moead implements AskTellOptimiser {
   private readonly mutation: PolynomialMutationParameters;
   private readonly initialSampling: 'uniform' | 'latin-hypercube';
   private readonly initialAssignment: 'matched' | 'as-sampled';
+  private readonly maxReplacements: number;
   private population_: (Member | undefined)[];
   private initialised = false;
   private initialIssued = 0;
@@ -129,6 +136,18 @@ export class Moead implements AskTellOptimiser {
     this.mutation = { ...MOEAD_MUTATION, ...options.mutation };
     this.initialSampling = options.initialSampling ?? 'uniform';
     this.initialAssignment = options.initialAssignment ?? 'matched';
+    this.maxReplacements = options.maxReplacements ?? Infinity;
+    if (
+      !(this.maxReplacements >= 1) ||
+      (Number.isFinite(this.maxReplacements) && !Number.isInteger(this.maxReplacements))
+    ) {
+      throw new InvalidArgumentError(
+        `maxReplacements must be a positive integer or Infinity, got ${this.maxReplacements}`,
+        {
+          field: 'maxReplacements',
+        },
+      );
+    }
     this.rng = new Rng(options.seed);
     this.ledger = new CandidateLedger('moead', m, directions);
     this.population_ = new Array<Member | undefined>(n).fill(undefined);
@@ -179,7 +198,15 @@ export class Moead implements AskTellOptimiser {
       }
       return true;
     }
-    for (const j of this.neighbourhoods[k] as number[]) {
+    const neighbourhood = this.neighbourhoods[k] as number[];
+    const limited = Number.isFinite(this.maxReplacements);
+    // (the sequential visit of pymoo when unlimited; a random one otherwise)
+    const order = limited
+      ? this.rng.permutation(neighbourhood.length).map((i) => neighbourhood[i] as number)
+      : neighbourhood;
+    let replaced = 0;
+    for (const j of order) {
+      if (replaced >= this.maxReplacements) break;
       const w = this.weights[j] as number[];
       const current = this.population_[j] as Member;
       if (
@@ -187,6 +214,7 @@ export class Moead implements AskTellOptimiser {
         this.kernel(current.min, w, this.ideal, this.parameter)
       ) {
         this.population_[j] = member;
+        replaced++;
       }
     }
     return true;

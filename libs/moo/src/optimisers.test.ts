@@ -81,15 +81,24 @@ describe.each(Object.keys(makers))('%s over ask/tell', (name) => {
 
   it('reaches a good front with out-of-order asynchronous evaluations', async () => {
     const rng = new Rng(5);
+    let order = 0;
+    const finished: number[] = [];
     const o = await runOptimiserAsync(
       make(7),
-      (x) => new Promise((resolve) => setTimeout(() => resolve(problem.evaluate(x)), rng.int(3))),
+      async (x) => {
+        const started = order++;
+        // finish after a random number of event-loop turns: results come back out of order
+        for (let hops = rng.int(4); hops > 0; hops--) await new Promise((resolve) => setImmediate(resolve));
+        finished.push(started);
+        return problem.evaluate(x);
+      },
       { budget: 1500, concurrency: 8 },
     );
     expect(o.evaluations).toBe(1500);
+    expect(finished.some((started, i) => i > 0 && started < finished[i - 1]!)).toBe(true);
     expect(o.front().length).toBeGreaterThan(0);
     if (name !== 'random') expect(frontHv(o)).toBeGreaterThan(0.4);
-  });
+  }, 30_000);
 });
 
 describe('the optimisers against random search', () => {
@@ -170,5 +179,23 @@ describe('optimiser options', () => {
       return total;
     };
     expect(hvAfter('matched')).toBeGreaterThan(hvAfter('as-sampled'));
+  });
+
+  it('MOEA/D: limits the replacements per offspring on request (unlimited by default)', () => {
+    expect(() => new Moead(problem, { populationSize: 20, seed: 1, maxReplacements: 0 })).toThrow(
+      /maxReplacements/,
+    );
+    const distinct = (maxReplacements: number): number => {
+      const o = runOptimiser(
+        new Moead(problem, { populationSize: 20, seed: 1, neighbours: 20, maxReplacements }),
+        (x) => problem.evaluate(x),
+        {
+          budget: 400,
+        },
+      );
+      return new Set(o.population().map((e) => e.id)).size;
+    };
+    // unlimited replacement lets one offspring take over many subproblems: fewer distinct members
+    expect(distinct(1)).toBeGreaterThan(distinct(Infinity));
   });
 });
