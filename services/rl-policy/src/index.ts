@@ -1,2 +1,4 @@
-// PolicyService. The public API of @hm3/rl-policy; empty until its issue lands.
-export {};
+// PolicyService. The public API of @hm3/rl-policy: the transport-free core (the gRPC adapter is to come).
+export { PolicyServiceCore } from './policy-service.js';
+export type { EpisodeReward, PolicyServiceDeps, PolicySpec, ProposedPath, TrainProgressEvent } from './policy-service.js';
+export { policyHandlers, specFromWire } from './policy-grpc.js';

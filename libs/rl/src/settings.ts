@@ -1,0 +1,125 @@
+/** Policy and PPO settings, their defaults (written down in docs/method.md) and their validation. */
+import { InvalidArgumentError } from '@hm3/errors';
+import type { RewardSettings } from './reward.js';
+
+export interface PolicySettings {
+  /** Path length T_max (every episode has exactly T_max steps). */
+  readonly tMax: number;
+  /** Number of objectives K (the preference dimension). */
+  readonly objectives: number;
+  /** Append the preference w to the actor and critic input: one policy for every preference. */
+  readonly amortised: boolean;
+  readonly gruHidden: number;
+  readonly headHidden: number;
+  readonly modelEmbedding: number;
+  readonly layerEmbedding: number;
+  /** M': nearest discrete actions considered around the proto-action. */
+  readonly mPrime: number;
+  /** Probability of a random pick among the M' candidates instead of the critic's best. */
+  readonly epsilon: number;
+  readonly initLogStd: number;
+  /**
+   * Where PPO evaluates the Gaussian log-density: at the sampled proto-action ('proto'), or at the
+   * embedding of the action the Wolpertinger step executed ('action', pulls the mean onto good actions).
+   */
+  readonly logProbAt: 'proto' | 'action';
+  readonly gamma: number;
+  readonly lambda: number;
+  readonly clip: number;
+  /** c1: value-loss weight. */
+  readonly valueCoef: number;
+  /** c2: entropy-bonus weight. */
+  readonly entropyCoef: number;
+  /** Adam learning rate of the critic and the state encoder (GRU, embeddings). */
+  readonly lr: number;
+  /** Adam learning rate of the actor head and its log-std (the actor reads the encoder's state detached). */
+  readonly actorLr: number;
+  /** Dual-clip PPO: for negative advantages the surrogate is bounded below by dualClip * A (>= 1). */
+  readonly dualClip: number;
+  readonly epochs: number;
+  /** Minibatch size in steps (whole episodes: ceil(minibatch / T_max) per minibatch). */
+  readonly minibatch: number;
+  readonly maxGradNorm: number;
+  /** Critic replay (the paper replays after episode 200): episodes kept; 0 = off. */
+  readonly replayEpisodes: number;
+  /** Extra critic-only minibatches per update drawn from the replay buffer (Monte-Carlo targets R). */
+  readonly replayMinibatches: number;
+  readonly reward: RewardSettings;
+  readonly seed: number;
+}
+
+export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
+  tMax: 8,
+  objectives: 1,
+  amortised: false,
+  gruHidden: 64,
+  headHidden: 64,
+  modelEmbedding: 8,
+  layerEmbedding: 8,
+  mPrime: 8,
+  epsilon: 0.1,
+  initLogStd: Math.log(0.2),
+  logProbAt: 'action',
+  gamma: 0.99,
+  lambda: 0.95,
+  clip: 0.2,
+  valueCoef: 0.5,
+  entropyCoef: 0.001,
+  lr: 1e-2,
+  actorLr: 3e-4,
+  dualClip: 3,
+  epochs: 4,
+  minibatch: 256,
+  maxGradNorm: 1,
+  replayEpisodes: 0,
+  replayMinibatches: 0,
+  reward: Object.freeze({ scalarisation: 'weighted-sum', beta: 0.01 }),
+  seed: 0,
+});
+
+export type PolicySettingsInput = Partial<PolicySettings>;
+
+function positiveInt(v: number, field: string): void {
+  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${field} must be a positive integer, got ${v}`, { field });
+}
+
+function inRange(v: number, lo: number, hi: number, field: string): void {
+  if (!Number.isFinite(v) || v < lo || v > hi) throw new InvalidArgumentError(`${field} must be in [${lo}, ${hi}], got ${v}`, { field });
+}
+
+/** Defaults filled in and every field checked; throws InvalidArgumentError naming the field. */
+export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySettings {
+  const s: PolicySettings = { ...DEFAULT_POLICY_SETTINGS, ...input, reward: { ...DEFAULT_POLICY_SETTINGS.reward, ...input.reward } };
+  positiveInt(s.tMax, 'tMax');
+  positiveInt(s.objectives, 'objectives');
+  positiveInt(s.gruHidden, 'gruHidden');
+  positiveInt(s.headHidden, 'headHidden');
+  positiveInt(s.modelEmbedding, 'modelEmbedding');
+  positiveInt(s.layerEmbedding, 'layerEmbedding');
+  positiveInt(s.mPrime, 'mPrime');
+  positiveInt(s.epochs, 'epochs');
+  positiveInt(s.minibatch, 'minibatch');
+  inRange(s.epsilon, 0, 1, 'epsilon');
+  inRange(s.initLogStd, -10, 5, 'initLogStd');
+  inRange(s.gamma, 0, 1, 'gamma');
+  inRange(s.lambda, 0, 1, 'lambda');
+  inRange(s.clip, 1e-6, 1, 'clip');
+  inRange(s.valueCoef, 0, 1e6, 'valueCoef');
+  inRange(s.entropyCoef, 0, 1e6, 'entropyCoef');
+  inRange(s.lr, 1e-12, 10, 'lr');
+  inRange(s.actorLr, 1e-12, 10, 'actorLr');
+  inRange(s.dualClip, 1, 1e6, 'dualClip');
+  inRange(s.maxGradNorm, 1e-12, 1e12, 'maxGradNorm');
+  if (!Number.isSafeInteger(s.replayEpisodes) || s.replayEpisodes < 0) throw new InvalidArgumentError('replayEpisodes must be a non-negative integer', { field: 'replayEpisodes' });
+  if (!Number.isSafeInteger(s.replayMinibatches) || s.replayMinibatches < 0) throw new InvalidArgumentError('replayMinibatches must be a non-negative integer', { field: 'replayMinibatches' });
+  inRange(s.reward.beta, 0, 1e6, 'reward.beta');
+  if (s.reward.scalarisation !== 'weighted-sum' && s.reward.scalarisation !== 'tchebycheff') {
+    throw new InvalidArgumentError(`unknown scalarisation ${String(s.reward.scalarisation)}`, { field: 'reward.scalarisation' });
+  }
+  if (s.reward.ideal !== undefined && (s.reward.ideal.length !== s.objectives || !s.reward.ideal.every(Number.isFinite))) {
+    throw new InvalidArgumentError(`reward.ideal needs ${s.objectives} finite numbers`, { field: 'reward.ideal' });
+  }
+  if (s.logProbAt !== 'proto' && s.logProbAt !== 'action') throw new InvalidArgumentError(`logProbAt must be proto or action`, { field: 'logProbAt' });
+  if (!Number.isSafeInteger(s.seed)) throw new InvalidArgumentError(`seed must be an integer, got ${s.seed}`, { field: 'seed' });
+  return s;
+}

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { runTargetExperiment } from './synthetic.js';
+
+// A reduced version of the acceptance problem (the full one, pool 4 x 8, T = 8, 10 seeds, is
+// `npm run bench -- rl`): pool 2 x 4, T = 4, a hidden target path; the greedy path must become the
+// target, for 2 seeds, well before the budget; random guessing would need 8^4 = 4,096 tries.
+describe('PPO on a hidden target path (reduced acceptance problem)', () => {
+  for (const seed of [0, 1]) {
+    it(`seed ${seed}: the greedy path becomes the target`, { timeout: 240_000 }, async () => {
+      const r = await runTargetExperiment({
+        seed,
+        models: 2,
+        layers: 4,
+        tMax: 4,
+        episodes: 1500,
+        episodesPerUpdate: 8,
+        settings: { gruHidden: 32, headHidden: 32, mPrime: 4 },
+      });
+      expect(r.foundAt).not.toBeNull();
+      expect(r.foundAt!).toBeLessThanOrEqual(1500);
+      expect(r.curve[r.curve.length - 1]!.greedyMatch).toBe(1);
+    });
+  }
+});

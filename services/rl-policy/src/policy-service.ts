@@ -1,0 +1,186 @@
+/**
+ * The PolicyService core, transport-free: create a path policy, propose paths for a preference,
+ * take rewards for proposed episodes, train (PPO) with streamed progress, export the weights.
+ * Policies persist through the store's `policies` repository (metadata) and the ArtifactStore
+ * (safetensors weights, content-addressed), so they survive a restart. Proposed episodes waiting for
+ * their rewards live in memory only: a restart forgets them (their rewards are then ignored).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@hm3/errors';
+import { checkReward, checkScores, episodeReward, LayerPool, loadPolicy, PathPolicy, savePolicy } from '@hm3/rl';
+import type { Episode, PathStep, PolicySettingsInput, PoolModel } from '@hm3/rl';
+import type { ArtifactStore, PoliciesRepository } from '@hm3/store';
+
+const WEIGHTS_FILE = 'policy.safetensors';
+
+export interface PolicySpec {
+  readonly pool: readonly PoolModel[];
+  readonly settings: PolicySettingsInput;
+  /** The pool as the caller names it (wire ModelRefs), kept with the policy and given back with paths. */
+  readonly poolRefs?: readonly unknown[];
+}
+
+export interface ProposedPath {
+  readonly episodeId: string;
+  readonly path: readonly PathStep[];
+}
+
+/** A reward for a proposed episode: `reward` as is, or objective `scores` scalarised with the episode's preference. */
+export interface EpisodeReward {
+  readonly episodeId: string;
+  readonly reward?: number;
+  readonly scores?: readonly number[];
+}
+
+export interface TrainProgressEvent {
+  readonly iteration: number;
+  readonly episodes: number;
+  readonly meanReward: number;
+  readonly policyLoss: number;
+  readonly valueLoss: number;
+  readonly entropy: number;
+}
+
+interface Live {
+  policy: PathPolicy;
+  iterations: number;
+  pending: Map<string, Episode>;
+  rewarded: { episode: Episode; reward: number }[];
+}
+
+export interface PolicyServiceDeps {
+  readonly policies: PoliciesRepository;
+  readonly artifacts: ArtifactStore;
+  readonly now?: () => Date;
+}
+
+export class PolicyServiceCore {
+  private readonly live = new Map<string, Live>();
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: PolicyServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async createPolicy(policyId: string | undefined, spec: PolicySpec): Promise<string> {
+    const id = policyId === undefined || policyId === '' ? randomUUID() : policyId;
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(id)) throw new InvalidArgumentError(`policy id ${JSON.stringify(id)} is not allowed`, { field: 'policy_id' });
+    if ((await this.deps.policies.get(id)) !== undefined) throw new FailedPreconditionError(`policy ${id} already exists`, { field: 'policy_id', policyId: id });
+    const policy = new PathPolicy(new LayerPool(spec.pool), spec.settings);
+    const live: Live = { policy, iterations: 0, pending: new Map(), rewarded: [] };
+    const weightsArtifactId = await this.saveWeights(policy);
+    const at = this.now();
+    await this.deps.policies.insert({ id, weightsArtifactId, settings: { ...policy.settings, pool: spec.pool, poolRefs: spec.poolRefs ?? [] }, iterations: 0, createdAt: at, updatedAt: at });
+    this.live.set(id, live);
+    return id;
+  }
+
+  async proposePaths(policyId: string, preference: readonly number[], count: number, greedy = false): Promise<ProposedPath[]> {
+    if (!Number.isSafeInteger(count) || count <= 0 || count > 4096) throw new InvalidArgumentError(`count must be in 1..4096, got ${count}`, { field: 'count' });
+    const live = await this.get(policyId);
+    const episodes = live.policy.propose(Array.from({ length: count }, () => preference), greedy ? 'greedy' : 'explore');
+    return episodes.map((e) => {
+      const episodeId = randomUUID();
+      if (!greedy) live.pending.set(episodeId, e);
+      return { episodeId, path: e.path };
+    });
+  }
+
+  /** Accepts rewards of pending episodes (once each); unknown or repeated ids are returned as ignored. */
+  async reportRewards(policyId: string, rewards: readonly EpisodeReward[]): Promise<{ accepted: number; ignored: string[] }> {
+    const live = await this.get(policyId);
+    rewards.forEach((r, i) => {
+      if (r.scores !== undefined && r.scores.length > 0) checkScores(r.scores, live.policy.settings.objectives, `rewards[${i}].scores`);
+      else checkReward(r.reward ?? Number.NaN, `rewards[${i}].reward`);
+    });
+    const ignored: string[] = [];
+    let accepted = 0;
+    for (const r of rewards) {
+      const episode = live.pending.get(r.episodeId);
+      if (episode === undefined) {
+        ignored.push(r.episodeId);
+        continue;
+      }
+      live.pending.delete(r.episodeId);
+      const reward =
+        r.scores !== undefined && r.scores.length > 0
+          ? episodeReward(r.scores, episode.preference, episode.path.length, live.policy.settings.reward)
+          : (r.reward as number);
+      live.rewarded.push({ episode, reward });
+      accepted++;
+    }
+    return { accepted, ignored };
+  }
+
+  /** PPO updates over the rewarded episodes, one progress event per iteration; then persists the weights. */
+  async *train(policyId: string, iterations = 1): AsyncGenerator<TrainProgressEvent> {
+    if (!Number.isSafeInteger(iterations) || iterations <= 0) throw new InvalidArgumentError(`iterations must be a positive integer, got ${iterations}`, { field: 'iterations' });
+    const live = await this.get(policyId);
+    if (live.rewarded.length === 0) throw new FailedPreconditionError('no rewarded episodes to train on: propose paths and report their rewards first', { policyId });
+    const batch = live.rewarded.splice(0);
+    const meanReward = batch.reduce((s, b) => s + b.reward, 0) / batch.length;
+    for (let i = 1; i <= iterations; i++) {
+      const stats = live.policy.update(batch.map((b) => b.episode), batch.map((b) => b.reward));
+      live.iterations++;
+      yield { iteration: live.iterations, episodes: batch.length, meanReward, policyLoss: stats.policyLoss, valueLoss: stats.valueLoss, entropy: stats.entropy };
+    }
+    await this.persist(policyId, live);
+  }
+
+  /** The pool references given at creation. */
+  async poolRefs(policyId: string): Promise<unknown[]> {
+    const record = await this.deps.policies.get(policyId);
+    if (record === undefined) throw new NotFoundError(`policy ${policyId} not found`, { field: 'policy_id', policyId });
+    const refs = record.settings['poolRefs'];
+    return Array.isArray(refs) ? refs : [];
+  }
+
+  /** The weights as safetensors bytes. */
+  async exportPolicy(policyId: string): Promise<Uint8Array> {
+    return savePolicy((await this.get(policyId)).policy);
+  }
+
+  /** Writes the current weights to the artifact store; returns the artifact id and the file's sha256. */
+  async exportPolicyArtifact(policyId: string): Promise<{ artifactId: string; sha256: string }> {
+    const bytes = await this.exportPolicy(policyId);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const artifactId = await this.saveWeights((await this.get(policyId)).policy);
+    return { artifactId, sha256 };
+  }
+
+  private async persist(policyId: string, live: Live): Promise<void> {
+    const record = await this.deps.policies.get(policyId);
+    if (record === undefined) throw new NotFoundError(`policy ${policyId} not found`, { policyId });
+    const weightsArtifactId = await this.saveWeights(live.policy);
+    await this.deps.policies.upsert({ ...record, weightsArtifactId, iterations: live.iterations, updatedAt: this.now() });
+  }
+
+  private async saveWeights(policy: PathPolicy): Promise<string> {
+    const bytes = savePolicy(policy);
+    const id = `policy-${createHash('sha256').update(bytes).digest('hex')}`;
+    await this.deps.artifacts.write(id, async (dir) => {
+      await writeFile(join(dir, WEIGHTS_FILE), bytes);
+    });
+    return id;
+  }
+
+  private async get(policyId: string): Promise<Live> {
+    const cached = this.live.get(policyId);
+    if (cached !== undefined) return cached;
+    const record = await this.deps.policies.get(policyId);
+    if (record === undefined) throw new NotFoundError(`policy ${policyId} not found`, { field: 'policy_id', policyId });
+    if (record.weightsArtifactId === undefined) throw new FailedPreconditionError(`policy ${policyId} has no weights`, { policyId });
+    const lease = await this.deps.artifacts.open(record.weightsArtifactId);
+    let policy: PathPolicy;
+    try {
+      policy = loadPolicy(new Uint8Array(await readFile(join(lease.path, WEIGHTS_FILE))), `${record.weightsArtifactId}/${WEIGHTS_FILE}`);
+    } finally {
+      lease.release();
+    }
+    const live: Live = { policy, iterations: record.iterations, pending: new Map(), rewarded: [] };
+    this.live.set(policyId, live);
+    return live;
+  }
+}
