@@ -17,6 +17,8 @@ export interface MergeRangeArgs {
   readonly name: string;
   readonly layerIndex: number | null;
   readonly seed: bigint;
+  /** Absolute index of the block's first element in the whole tensor. */
+  readonly elementOffset?: number;
   readonly out: FloatArray;
 }
 
@@ -30,7 +32,12 @@ export function mergeRange(args: MergeRangeArgs, start: number, end: number): vo
       params: args.modelParams[i]!,
     })),
     params: args.params,
-    context: { name: args.name, layerIndex: args.layerIndex, seed: args.seed },
+    context: {
+      name: args.name,
+      layerIndex: args.layerIndex,
+      seed: args.seed,
+      elementOffset: (args.elementOffset ?? 0) + start,
+    },
   });
   args.out.set(result, start);
 }

@@ -14,6 +14,7 @@ import {
   classifyTensor,
 } from './architecture.js';
 import { UnknownMethodError } from './errors.js';
+import { emrTaskName, materializeEmrTask, type EmrTaskManifest } from './emr-output.js';
 import { executeMerge, MergeCancelledError, runMerge } from './executor.js';
 import { gaussian, rng } from './methods/method-harness.test-helper.js';
 import { formatPlanSummary, planMerge } from './plan.js';
@@ -117,7 +118,86 @@ afterAll(async () => {
 });
 
 /** A recipe per method: gradients and filters in the parameters, the base's files as the reference. */
+const OTHER_RECIPES: Readonly<Record<string, string>> = {
+  nuslerp: `merge_method: nuslerp
+base_model: base
+models:
+  - model: a
+    parameters: {weight: [0.3, 0.6]}
+  - model: c
+    parameters: {weight: 0.7}
+parameters:
+  nuslerp_flatten: false
+`,
+  multislerp: `merge_method: multislerp
+base_model: base
+models:
+  - model: a
+    parameters: {weight: 0.5}
+  - model: b
+    parameters: {weight: [0.2, 0.9]}
+  - model: c
+    parameters: {weight: 0.3}
+`,
+  karcher: `merge_method: karcher
+models:
+  - model: base
+  - model: a
+  - model: b
+  - model: c
+parameters: {max_iter: 20}
+`,
+  model_stock: `merge_method: model_stock
+base_model: base
+models:
+  - model: a
+  - model: b
+  - model: c
+parameters: {filter_wise: true}
+`,
+  sce: `merge_method: sce
+base_model: base
+models:
+  - model: a
+  - model: b
+  - model: c
+parameters: {select_topk: 0.5}
+`,
+  nearswap: `merge_method: nearswap
+base_model: base
+models:
+  - model: c
+parameters: {t: 0.3}
+`,
+  ram: `merge_method: ram
+base_model: base
+models:
+  - model: a
+  - model: b
+  - model: c
+parameters: {epsilon: 0.4}
+`,
+  emr: `merge_method: emr
+base_model: base
+models:
+  - model: a
+  - model: b
+  - model: c
+`,
+  passthrough: `merge_method: passthrough
+models:
+  - model: b
+    parameters:
+      scale:
+        - filter: mlp
+          value: [0.5, 2]
+        - value: 1
+`,
+};
+
 function recipeFor(method: string): string {
+  const other = OTHER_RECIPES[method];
+  if (other !== undefined) return other;
   if (method === 'slerp') {
     return `merge_method: slerp
 base_model: base
@@ -149,7 +229,11 @@ models:
 `;
   }
   const density = method.startsWith('breadcrumbs') ? 0.8 : 0.6;
-  const gamma = method.startsWith('breadcrumbs') ? ', gamma: 0.05' : '';
+  const gamma = method.startsWith('breadcrumbs')
+    ? ', gamma: 0.05'
+    : method.startsWith('della')
+      ? ', epsilon: 0.2'
+      : '';
   const dens = method === 'task_arithmetic' ? '' : `, density: ${density}${gamma}`;
   return `merge_method: ${method}
 base_model: base
@@ -173,9 +257,11 @@ async function expected(recipe: Recipe, name: string): Promise<FloatArray> {
   const method = getMethod(recipe.method);
   const open = async (uri: string) => Checkpoint.open(path.join(root, uri));
   const vocab = isVocabularyTensor(name);
+  let shape: readonly number[] = [];
   const read = async (uri: string) => {
     const ck = await open(uri);
     try {
+      shape = vocab ? [40, ...ck.info(name).shape.slice(1)] : ck.info(name).shape;
       return await ck.readFloats(name, 'F32', vocab ? { rows: [0, 40] } : {});
     } finally {
       await ck.close();
@@ -186,10 +272,10 @@ async function expected(recipe: Recipe, name: string): Promise<FloatArray> {
   const models = [];
   for (const m of resolved.models) models.push({ id: m.id, tensor: await read(m.ref.uri), params: m.params });
   return method.merge({
-    base: method.base === 'required' ? await read(recipe.base!.uri) : null,
+    base: method.base !== 'none' && recipe.base !== null ? await read(recipe.base!.uri) : null,
     models,
     params: resolved.params,
-    context: { name, layerIndex: role.layerIndex, seed: recipe.seed },
+    context: { name, layerIndex: role.layerIndex, seed: recipe.seed, shape },
   });
 }
 
@@ -201,7 +287,7 @@ describe('executeMerge: every registered method, end to end', () => {
       const out = path.join(root, `out-${name}`);
       const warnings: string[] = [];
       const result = await runMerge(recipe, out, { modelRoot: root, onWarning: (w) => warnings.push(w) });
-      expect(warnings.join('\n')).toContain('cropped to the common 40 rows');
+      if (recipe.models.length > 1) expect(warnings.join('\n')).toContain('cropped to the common 40 rows');
       const files = await readdir(out);
       for (const f of [
         'model.safetensors',
@@ -229,7 +315,9 @@ describe('executeMerge: every registered method, end to end', () => {
       const card = await readFile(path.join(out, 'README.md'), 'utf8');
       expect(card).toMatch(/^---\n/);
       expect(card).toContain(
-        recipe.base === null ? 'base_model:\n  - base\n  - a\n  - b\n  - c\n' : `base_model: ${reference}\n`,
+        recipe.base === null && recipe.models.length > 1
+          ? 'base_model:\n' + recipe.models.map((m) => `  - ${m.ref.uri}\n`).join('')
+          : `base_model: ${reference}\n`,
       );
       expect(card).toContain('tags:\n  - merge\n  - hm3');
       expect(card).toContain(`merge_method: ${name}`);
@@ -296,18 +384,24 @@ describe('executeMerge: every registered method, end to end', () => {
 
 describe('sources and compute dtype', () => {
   it('reads lm_head.weight of a model with tied embeddings from its embed_tokens.weight', async () => {
-    const recipe = parseRecipeYaml('merge_method: linear\nmodels:\n  - model: base\n    parameters: {weight: 1}\n  - model: tied\n    parameters: {weight: 3}\n');
+    const recipe = parseRecipeYaml(
+      'merge_method: linear\nmodels:\n  - model: base\n    parameters: {weight: 1}\n  - model: tied\n    parameters: {weight: 3}\n',
+    );
     const plan = await planMerge(recipe, { modelRoot: root });
     const head = plan.tensors.find((t) => t.name === 'lm_head.weight')!;
     expect(head.models.map((m) => m.source.tensor)).toEqual(['lm_head.weight', 'model.embed_tokens.weight']);
     const out = path.join(root, 'out-tied');
     await executeMerge(plan, out);
-    const [ck, b, t] = await Promise.all([out, path.join(root, 'base'), path.join(root, 'tied')].map((d) => Checkpoint.open(d)));
+    const [ck, b, t] = await Promise.all(
+      [out, path.join(root, 'base'), path.join(root, 'tied')].map((d) => Checkpoint.open(d)),
+    );
     try {
       const got = await ck!.readFloats('lm_head.weight', 'F64');
       const x = await b!.readFloats('lm_head.weight', 'F64');
       const y = await t!.readFloats('model.embed_tokens.weight', 'F64');
-      got.forEach((v, i) => expect(Math.abs(v - Math.fround((x[i]! + 3 * y[i]!) / 4))).toBeLessThanOrEqual(1e-6));
+      got.forEach((v, i) =>
+        expect(Math.abs(v - Math.fround((x[i]! + 3 * y[i]!) / 4))).toBeLessThanOrEqual(1e-6),
+      );
     } finally {
       await Promise.all([ck, b, t].map((c) => c!.close()));
     }
@@ -333,14 +427,20 @@ describe('sources and compute dtype', () => {
       };
       const resolved = resolveTensorParameters(recipe, method, name, 1);
       const models = [];
-      for (const m of resolved.models) models.push({ id: m.id, tensor: await read(m.ref.uri), params: m.params });
-      const ref = method.merge({ base: await read('base'), models, params: resolved.params, context: { name, layerIndex: 1, seed: 42n } });
+      for (const m of resolved.models)
+        models.push({ id: m.id, tensor: await read(m.ref.uri), params: m.params });
+      const ref = method.merge({
+        base: await read('base'),
+        models,
+        params: resolved.params,
+        context: { name, layerIndex: 1, seed: 42n },
+      });
       expect(ck.info(name).dtype).toBe('F32');
       expect(Array.from(await ck.readFloats(name, 'F32'))).toEqual(Array.from(Float32Array.from(ref)));
     } finally {
       await ck.close();
     }
-  });
+  }, 30_000); // starts a worker pool
 });
 
 describe('bounded memory', () => {
@@ -455,5 +555,335 @@ describe('progress', () => {
     });
     for (let i = 1; i < events.length; i++)
       expect(events[i]!.bytesDone).toBeGreaterThanOrEqual(events[i - 1]!.bytesDone);
+  });
+});
+
+describe('slices (frankenmerges)', () => {
+  const readTensor = async (dir: string, name: string) => {
+    const ck = await Checkpoint.open(path.join(root, dir));
+    try {
+      return Array.from(await ck.readFloats(name, 'F32'));
+    } finally {
+      await ck.close();
+    }
+  };
+
+  it('passthrough: stacks layer ranges, renumbers them, rewrites num_hidden_layers and the index', async () => {
+    const recipe = parseRecipeYaml(`merge_method: passthrough
+slices:
+  - sources: [{model: b, layer_range: [0, 2]}]
+  - sources: [{model: c, layer_range: [1, 2]}]
+  - sources: [{model: b, layer_range: [0, 1]}]
+`);
+    const out = path.join(root, 'out-franken-passthrough');
+    expect(formatPlanSummary(await planMerge(recipe, { modelRoot: root }))).toMatch(
+      /architecture +llama, 4 layers from 3 slices/,
+    );
+    await runMerge(recipe, out, {
+      modelRoot: root,
+      shardBytes: 6000,
+      maxMemory: 3000,
+      threads: 2,
+      poolMinElements: 16,
+    });
+    const config = JSON.parse(await readFile(path.join(out, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(config['num_hidden_layers']).toBe(4);
+    const index = JSON.parse(await readFile(path.join(out, 'model.safetensors.index.json'), 'utf8')) as {
+      weight_map: Record<string, string>;
+    };
+    const names = expectedTensors(architectureFromConfig({ ...CONFIG, num_hidden_layers: 4 })).map(
+      (t) => t.name,
+    );
+    expect(Object.keys(index.weight_map).sort()).toEqual([...names].sort());
+    const dir = path.basename(out);
+    const sources: [number, string, number][] = [
+      [0, 'b', 0],
+      [1, 'b', 1],
+      [2, 'c', 1],
+      [3, 'b', 0],
+    ];
+    for (const [outLayer, model, inLayer] of sources) {
+      for (const suffix of ['self_attn.q_proj.weight', 'mlp.down_proj.weight', 'input_layernorm.weight']) {
+        expect(await readTensor(dir, `model.layers.${outLayer}.${suffix}`)).toEqual(
+          await readTensor(model, `model.layers.${inLayer}.${suffix}`),
+        );
+      }
+    }
+    // embeddings from the first slice's source, head and final norm from the last one's
+    expect(await readTensor(dir, 'model.embed_tokens.weight')).toEqual(
+      (await readTensor('b', 'model.embed_tokens.weight')).slice(0, 40 * 16),
+    );
+    expect(await readTensor(dir, 'model.norm.weight')).toEqual(await readTensor('b', 'model.norm.weight'));
+  });
+
+  it('a method per slice over equal-length sources, with gradients interpolated within each slice', async () => {
+    const recipe = parseRecipeYaml(`merge_method: linear
+slices:
+  - sources:
+      - {model: base, layer_range: [0, 2], parameters: {weight: [1, 0]}}
+      - {model: b, layer_range: [0, 2], parameters: {weight: [0, 1]}}
+  - sources:
+      - {model: base, layer_range: [1, 2]}
+      - {model: b, layer_range: [0, 1]}
+    parameters: {weight: 0.5}
+`);
+    const out = path.join(root, 'out-franken-linear');
+    await runMerge(recipe, out, { modelRoot: root });
+    const dir = path.basename(out);
+    const q = (l: number) => `model.layers.${l}.self_attn.q_proj.weight`;
+    const close = (a: number[], b: number[]) =>
+      a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThan(1e-6));
+    close(await readTensor(dir, q(0)), await readTensor('base', q(0))); // t = 0: weights (1, 0)
+    close(await readTensor(dir, q(1)), await readTensor('b', q(1))); // t = 1: weights (0, 1)
+    const baseL1 = await readTensor('base', q(1));
+    const bL0 = await readTensor('b', q(0));
+    close(
+      await readTensor(dir, q(2)),
+      baseL1.map((v, i) => 0.5 * v + 0.5 * bL0[i]!),
+    );
+    // pre-layer tensors: the first slice at t = 0
+    close(
+      await readTensor(dir, 'model.embed_tokens.weight'),
+      await readTensor('base', 'model.embed_tokens.weight'),
+    );
+    const config = JSON.parse(await readFile(path.join(out, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(config['num_hidden_layers']).toBe(3);
+  });
+
+  it('refuses unequal sources in a slice, models with slices, and a range past the model', async () => {
+    expect(() =>
+      parseRecipeYaml(`merge_method: linear
+slices:
+  - sources:
+      - {model: base, layer_range: [0, 2], parameters: {weight: 1}}
+      - {model: b, layer_range: [0, 1], parameters: {weight: 1}}
+`),
+    ).toThrow(/slices\[0\]\.sources: every source of a slice must span the same number of layers/);
+    expect(() =>
+      parseRecipeYaml(`merge_method: passthrough
+models: [{model: b}]
+slices:
+  - sources: [{model: b, layer_range: [0, 2]}]
+`),
+    ).toThrow(/either models or slices/);
+    const past = parseRecipeYaml(`merge_method: passthrough
+slices:
+  - sources: [{model: b, layer_range: [1, 3]}]
+`);
+    await expect(planMerge(past, { modelRoot: root })).rejects.toThrow(/layer_range.*which has 2/);
+  });
+});
+
+describe('emr (elect, mask, rescale)', () => {
+  it('writes the shared model plus per-task 1-bit masks and rescalers; each task materialises to theta_base + lambda_t M_t tau_uni', async () => {
+    const recipe = parseRecipeYaml(recipeFor('emr'));
+    const out = path.join(root, 'out-emr-tasks');
+    const result = await runMerge(recipe, out, { modelRoot: root });
+    expect(result.emr?.tasks.map((t) => t.task)).toEqual(['a', 'b', 'c']);
+    const names = expectedTensors(architectureFromConfig(CONFIG)).map((t) => t.name);
+    const read = async (dir: string, name: string) => {
+      const ck = await Checkpoint.open(path.join(root, dir));
+      try {
+        return Array.from(
+          await ck.readFloats(name, 'F64', isVocabularyTensor(name) ? { rows: [0, 40] } : {}),
+        );
+      } finally {
+        await ck.close();
+      }
+    };
+    // the f64 reference over the whole model
+    const inputs = new Map<string, { base: number[]; tasks: number[][]; tau: number[] }>();
+    const sums = [0, 0, 0].map(() => ({ delta: 0, masked: 0 }));
+    for (const name of names) {
+      const base = await read('base', name);
+      const tasks = [await read('a', name), await read('b', name), await read('c', name)];
+      const tau = base.map((b, i) => {
+        const d = tasks.map((x) => x[i]! - b);
+        const sign = d.reduce((a, v) => a + v, 0) >= 0 ? 1 : -1;
+        return sign * Math.max(0, ...d.filter((v) => Math.sign(v) === sign).map(Math.abs));
+      });
+      tasks.forEach((x, k) =>
+        base.forEach((b, i) => {
+          const d = x[i]! - b;
+          sums[k]!.delta += Math.abs(d);
+          if (d * tau[i]! > 0) sums[k]!.masked += Math.abs(tau[i]!);
+        }),
+      );
+      inputs.set(name, { base, tasks, tau });
+    }
+    // the shared model is theta_base + tau_uni
+    for (const name of names) {
+      const { base, tau } = inputs.get(name)!;
+      const got = await read(path.basename(out), name);
+      got.forEach((v, i) =>
+        expect(Math.abs(v - (base[i]! + tau[i]!))).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(v))),
+      );
+    }
+    for (const [k, model] of ['a', 'b', 'c'].entries()) {
+      const task = emrTaskName({ uri: model, modelId: '' });
+      const manifest = JSON.parse(
+        await readFile(path.join(out, 'tasks', task, 'task.json'), 'utf8'),
+      ) as EmrTaskManifest;
+      const lambda = sums[k]!.delta / sums[k]!.masked;
+      expect(Math.abs(manifest.lambda - lambda)).toBeLessThan(1e-9 * lambda);
+      const maskBytes = (await readFile(path.join(out, 'tasks', task, 'masks.bin'))).byteLength;
+      expect(maskBytes).toBe(manifest.maskBytes);
+      expect(maskBytes).toBeLessThanOrEqual(manifest.fp16Bytes / 16);
+      const dir = path.join(root, `out-emr-task-${model}`);
+      await materializeEmrTask(out, task, dir);
+      const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      expect(config['num_hidden_layers']).toBe(2);
+      for (const name of names) {
+        const { base, tasks, tau } = inputs.get(name)!;
+        const ref = base.map((b, i) => b + ((tasks[k]![i]! - b) * tau[i]! > 0 ? lambda * tau[i]! : 0));
+        const got = await read(path.basename(dir), name);
+        let err = 0;
+        let scale = 0;
+        ref.forEach((r, i) => {
+          err = Math.max(err, Math.abs(got[i]! - r));
+          scale = Math.max(scale, Math.abs(r));
+        });
+        expect(err, `${model} ${name}`).toBeLessThanOrEqual(1e-6 * scale);
+      }
+    }
+    // row blocks on two threads write the same masks and rescalers
+    const blocked = path.join(root, 'out-emr-blocked');
+    await runMerge(recipe, blocked, { modelRoot: root, maxMemory: 4000, threads: 2, poolMinElements: 16 });
+    for (const task of ['a', 'b', 'c']) {
+      for (const file of ['masks.bin', 'task.json']) {
+        expect(await readFile(path.join(blocked, 'tasks', task, file))).toEqual(
+          await readFile(path.join(out, 'tasks', task, file)),
+        );
+      }
+    }
+    await expect(materializeEmrTask(out, 'nope', path.join(root, 'out-emr-nope'))).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+  });
+});
+
+describe('scope: global trimming (one threshold over the whole model)', () => {
+  const names = () => expectedTensors(architectureFromConfig(CONFIG)).map((t) => t.name);
+  const readF32 = async (dir: string, name: string) => {
+    const ck = await Checkpoint.open(path.join(root, dir));
+    try {
+      return await ck.readFloats(name, 'F32', isVocabularyTensor(name) ? { rows: [0, 40] } : {});
+    } finally {
+      await ck.close();
+    }
+  };
+  /** The k-th largest |delta| of a model over every tensor (sorted, f32 deltas as the merge computes them). */
+  const kthOfModel = async (model: string, k: number) => {
+    const all: number[] = [];
+    for (const name of names()) {
+      const base = await readF32('base', name);
+      const x = await readF32(model, name);
+      for (let i = 0; i < x.length; i++) all.push(Math.abs(Math.fround(x[i]! - base[i]!)));
+    }
+    all.sort((a, b) => b - a);
+    return { value: all[k - 1]!, total: all.length };
+  };
+
+  it.each([
+    ['ties', ''],
+    ['breadcrumbs_ties', ', gamma: 0.02'],
+  ])('%s: keeps |delta| >= the model-wide k-th magnitude in every tensor', async (method, gamma) => {
+    const recipe = parseRecipeYaml(`merge_method: ${method}
+base_model: base
+models:
+  - model: a
+    parameters: {weight: 0.7, density: 0.3${gamma}}
+  - model: b
+    parameters: {weight: 0.5, density: 0.6${gamma}}
+parameters: {scope: global}
+`);
+    const out = path.join(root, `out-global-${method}`);
+    await runMerge(recipe, out, { modelRoot: root });
+    const m = getMethod(method);
+    const trim: Record<string, { keepAbove: number; dropAbove: number | null }> = {};
+    for (const [model, density] of [
+      ['a', 0.3],
+      ['b', 0.6],
+    ] as const) {
+      const total = (await kthOfModel(model, 1)).total;
+      let nTop = gamma === '' ? 0 : Math.floor(0.02 * total);
+      let keep = Math.floor(density * total);
+      if (nTop > 0) {
+        let nBot = total - keep - nTop;
+        if (nBot < 0) {
+          nTop += nBot;
+          nBot = 0;
+        }
+        keep = total - nBot;
+      }
+      trim[model] = {
+        keepAbove: (await kthOfModel(model, keep)).value,
+        dropAbove: nTop > 0 ? (await kthOfModel(model, nTop)).value : null,
+      };
+    }
+    const ck = await Checkpoint.open(out);
+    try {
+      let kept = 0;
+      let total = 0;
+      for (const name of names()) {
+        const resolved = resolveTensorParameters(recipe, m, name, 0);
+        const base = await readF32('base', name);
+        const models = [];
+        for (const pm of resolved.models)
+          models.push({ id: pm.id, tensor: await readF32(pm.ref.uri, name), params: pm.params });
+        const ref = m.merge({
+          base,
+          models,
+          params: resolved.params,
+          context: { name, layerIndex: null, seed: 0n, globalTrim: trim },
+        });
+        const got = await ck.readFloats(name, 'F32');
+        for (let i = 0; i < ref.length; i++)
+          expect(Math.abs(got[i]! - ref[i]!)).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref[i]!)));
+        // and the tensors differ in how much they keep (not a per-tensor top-k)
+        const a = await readF32('a', name);
+        for (let i = 0; i < a.length; i++) {
+          const d = Math.abs(Math.fround(a[i]! - base[i]!));
+          if (d >= trim['a']!.keepAbove && (trim['a']!.dropAbove === null || d < trim['a']!.dropAbove))
+            kept++;
+          total++;
+        }
+      }
+      expect(Math.abs(kept / total - 0.3)).toBeLessThan(0.01);
+    } finally {
+      await ck.close();
+    }
+  });
+
+  it('refuses global scope for della and for a density that varies over the model', async () => {
+    const della = parseRecipeYaml(`merge_method: della
+base_model: base
+models:
+  - model: a
+    parameters: {weight: 1, density: 0.5}
+parameters: {scope: global}
+`);
+    await expect(planMerge(della, { modelRoot: root })).rejects.toThrow(
+      /scope: global is not supported by della/,
+    );
+    const varying = parseRecipeYaml(`merge_method: ties
+base_model: base
+models:
+  - model: a
+    parameters: {weight: 1, density: [0.3, 0.6]}
+parameters: {scope: global}
+`);
+    await expect(
+      runMerge(varying, path.join(root, 'out-global-varying'), { modelRoot: root }),
+    ).rejects.toThrow(/one density \(and gamma\) per model/);
   });
 });

@@ -10,17 +10,21 @@ import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { Hm3Error } from '@hm3/errors';
+import { Hm3Error, InvalidArgumentError } from '@hm3/errors';
 import {
   Checkpoint,
   CheckpointWriter,
   WorkerPool,
+  absDigitHistogram,
   allocShared,
+  radixSelectWith,
   type CommitResult,
   type FloatArray,
   type NonFinitePolicy,
   type NonFiniteReport,
 } from '@hm3/tensor';
+import { EmrTaskCollector, type EmrManifest } from './emr-output.js';
+import type { GlobalTrim } from './method.js';
 import { modelCard } from './model-card.js';
 import {
   planMerge,
@@ -29,7 +33,7 @@ import {
   type PlannedTensor,
   type TensorSource,
 } from './plan.js';
-import type { Recipe } from './recipe.js';
+import { modelKey, type Recipe } from './recipe.js';
 import { hasMethod } from './registry.js';
 
 /** Progress of a running merge, reported after every block. */
@@ -73,6 +77,8 @@ export interface MergeResult extends CommitResult {
   readonly seconds: number;
   readonly warnings: readonly string[];
   readonly recipeSha256: string;
+  /** emr: the tasks written under tasks/ with their mask sizes; absent for other methods. */
+  readonly emr?: EmrManifest;
 }
 
 /** Blocks below this many elements are merged on the calling thread (the pool's overhead outweighs it). */
@@ -186,6 +192,7 @@ export async function executeMerge(
       },
     );
     for (const m of plan.models) checkpoints.set(m.dir, await Checkpoint.open(m.dir));
+    const emr = plan.method.name === 'emr' ? new EmrTaskCollector(plan) : null;
 
     let bytesDone = 0;
     let tensorsDone = 0;
@@ -221,6 +228,7 @@ export async function executeMerge(
         : ck.readFloats(src.tensor, 'F32', { ...opts, out: out as Float32Array });
     };
 
+    const globalTrim = await globalThresholds(plan, read, buffers);
     report(plan.tensors[0]?.name ?? '');
     for (const t of plan.tensors) {
       throwIfAborted(options.signal);
@@ -241,7 +249,18 @@ export async function executeMerge(
           const base = t.base === null ? null : await read(t.base, rows, buffers.get(slot++, count));
           const models: FloatArray[] = [];
           for (const m of t.models) models.push(await read(m.source, rows, buffers.get(slot++, count)));
-          const out = await mergeBlock(plan, t, base, models, count, pool, poolMin);
+          const out = await mergeBlock(
+            plan,
+            t,
+            base,
+            models,
+            count,
+            r0 * t.rowElements,
+            pool,
+            poolMin,
+            globalTrim,
+          );
+          if (emr !== null && base !== null) emr.add(t.name, base, models, r0 * t.rowElements);
           await writer.writeFloats(t.name, out);
           bytesDone +=
             count *
@@ -254,10 +273,12 @@ export async function executeMerge(
     }
 
     await writeSideFiles(plan, writer, toolVersion);
+    const emrManifest = emr === null ? undefined : await emr.write(writer);
     throwIfAborted(options.signal);
     const result = await writer.commit();
     return {
       ...result,
+      ...(emrManifest === undefined ? {} : { emr: emrManifest }),
       tensors: plan.tensors.length,
       seconds: (performance.now() - started) / 1000,
       warnings,
@@ -291,10 +312,21 @@ async function mergeBlock(
   base: FloatArray | null,
   models: FloatArray[],
   count: number,
+  elementOffset: number,
   pool: WorkerPool | null,
   poolMin: number,
+  globalTrim: Readonly<Record<string, GlobalTrim>> | null = null,
 ): Promise<FloatArray> {
-  const context = { name: t.name, layerIndex: t.role.layerIndex, seed: plan.recipe.seed };
+  const rows = t.shape.length === 0 ? 1 : count / Math.max(1, t.rowElements);
+  const shape = t.shape.length === 0 ? [] : [rows, ...t.shape.slice(1)];
+  const context = {
+    name: t.name,
+    layerIndex: t.role.layerIndex,
+    seed: plan.recipe.seed,
+    shape,
+    elementOffset,
+    ...(globalTrim === null ? {} : { globalTrim }),
+  };
   if (pool !== null && t.elementwise && count >= poolMin) {
     const out = allocFloats(plan.computeDtype, count, true);
     await pool.run(
@@ -309,6 +341,7 @@ async function mergeBlock(
         name: t.name,
         layerIndex: t.role.layerIndex,
         seed: plan.recipe.seed,
+        elementOffset,
         out,
       },
       count,
@@ -329,12 +362,124 @@ async function writeSideFiles(plan: MergePlan, writer: CheckpointWriter, toolVer
   const firstFloat = plan.tensors.find((t) => t.kind === 'merge');
   if (firstFloat !== undefined) config['torch_dtype'] = TORCH_DTYPE[firstFloat.outDtype];
   if (plan.vocabCropped) config['vocab_size'] = plan.vocabSize;
+  if (plan.outputLayers !== null) {
+    config['num_hidden_layers'] = plan.outputLayers;
+    // per-layer lists (e.g. layer_types) follow the restacked layers
+    if (Array.isArray(config['layer_types']) && plan.recipe.slices) {
+      const types = plan.recipe.slices.flatMap((s) => {
+        const src = s.sources[0]!;
+        const model = plan.models.find((m) => m.key === modelKey(src.ref));
+        const list = (model?.config['layer_types'] as unknown[] | undefined) ?? [];
+        return list.slice(src.layerRange[0], src.layerRange[1]);
+      });
+      config['layer_types'] = types;
+    }
+  }
   await writer.writeFile('config.json', JSON.stringify(config, null, 2) + '\n');
   for (const file of TOKENIZER_FILES) {
     const from = path.join(ref.dir, file);
     if (await exists(from)) await writer.writeFile(file, await readFile(from));
   }
   await writer.writeFile('README.md', modelCard(plan, toolVersion));
+}
+
+type ReadSource = (src: TensorSource, rows: [number, number] | null, out: FloatArray) => Promise<FloatArray>;
+
+/**
+ * `scope: global` (FusionBench): for every model, the magnitude thresholds of its whole task vector
+ * over every tensor merged with scope global -- keep the floor(density * N) largest |delta| (breadcrumbs:
+ * also drop the floor(gamma * N) largest), N the model's element count -- by a streaming radix select
+ * (one pass over the model per 16-bit digit: 2 for f32 compute, 4 for f64). Entries tied with a
+ * threshold are all kept (>=). Null when no tensor asks for it.
+ */
+async function globalThresholds(
+  plan: MergePlan,
+  read: ReadSource,
+  buffers: Buffers,
+): Promise<Record<string, GlobalTrim> | null> {
+  const tensors = plan.tensors.filter(
+    (t) => t.kind === 'merge' && t.params['scope'] === 'global' && t.base !== null,
+  );
+  if (tensors.length === 0) return null;
+  const f64 = plan.computeDtype === 'F64';
+  const out: Record<string, GlobalTrim> = {};
+  for (const id of tensors[0]!.models.map((m) => m.id)) {
+    const settings = new Set(
+      tensors.map((t) => {
+        const p = t.models.find((m) => m.id === id)?.params ?? {};
+        return `density ${String(p['density'] ?? 1)}, gamma ${String(p['gamma'] ?? 0)}`;
+      }),
+    );
+    if (settings.size > 1) {
+      throw new InvalidArgumentError(
+        `scope: global needs one density (and gamma) per model over the whole model; ${id} has ${[...settings].join('; ')}`,
+        { field: 'parameters.scope', model: id },
+      );
+    }
+    const params = tensors[0]!.models.find((m) => m.id === id)!.params;
+    const density = typeof params['density'] === 'number' ? params['density'] : 1;
+    if (density >= 1) continue;
+    const gamma =
+      plan.method.name.startsWith('breadcrumbs') && typeof params['gamma'] === 'number' ? params['gamma'] : 0;
+    const total = tensors.reduce((s, t) => s + Math.max(t.rows, 1) * t.rowElements, 0);
+    const histogram = async (level: number, prefix: number[]): Promise<Uint32Array> => {
+      const sum = new Uint32Array(65536);
+      for (const t of tensors) {
+        const count = Math.max(t.rows, 1) * t.rowElements;
+        const rows: [number, number] | null = t.shape.length === 0 ? null : [0, t.rows];
+        const base = await read(t.base!, rows, buffers.get(0, count));
+        const x = await read(t.models.find((m) => m.id === id)!.source, rows, buffers.get(1, count));
+        for (let i = 0; i < count; i++) x[i] = x[i]! - base[i]!; // the delta, rounded as the method rounds it
+        const h = absDigitHistogram({ x, level, prefix }, 0, count);
+        for (let b = 0; b < h.length; b++) sum[b] = sum[b]! + h[b]!;
+      }
+      return sum;
+    };
+    const kth = async (k: number): Promise<number> =>
+      (await radixSelectAsync(f64 ? 4 : 2, f64, k, histogram)).value;
+    let keep = Math.floor(density * total);
+    let nTop = Math.floor(gamma * total);
+    if (gamma > 0) {
+      let nBot = total - keep - nTop;
+      if (nBot < 0) {
+        nTop += nBot;
+        nBot = 0;
+      }
+      keep = total - nBot;
+    }
+    out[id] = {
+      keepAbove: keep > 0 ? await kth(keep) : Number.POSITIVE_INFINITY,
+      dropAbove: nTop > 0 ? await kth(nTop) : null,
+    };
+  }
+  return out;
+}
+
+/** Thrown to stop radixSelectWith at the level whose histogram is not read yet. */
+class NeedHistogram extends Error {}
+
+/** radixSelectWith over an asynchronous histogram source (each digit level is one pass over the model). */
+async function radixSelectAsync(
+  levels: number,
+  f64: boolean,
+  k: number,
+  histogram: (level: number, prefix: number[]) => Promise<Uint32Array>,
+): Promise<{ value: number }> {
+  const hists: Uint32Array[] = [];
+  for (let level = 0; level < levels; level++) {
+    let asked: number[] = [];
+    try {
+      radixSelectWith(level + 1, f64, k, (l, prefix) => {
+        if (l < level) return hists[l]!;
+        asked = [...prefix];
+        throw new NeedHistogram();
+      });
+    } catch (error) {
+      if (!(error instanceof NeedHistogram)) throw error;
+    }
+    hists.push(await histogram(level, asked));
+  }
+  return radixSelectWith(levels, f64, k, (l) => hists[l]!);
 }
 
 /** Plans and runs a merge: validation (no weight read) first, then the streaming execution. */

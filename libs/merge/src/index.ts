@@ -105,3 +105,11 @@ export {
   type MergeResult,
 } from './executor.js';
 export { modelCard } from './model-card.js';
+export {
+  EMR_MANIFEST,
+  emrTaskName,
+  materializeEmrTask,
+  type EmrManifest,
+  type EmrTaskManifest,
+} from './emr-output.js';
+export type { RecipeSlice, RecipeSliceSource } from './recipe.js';

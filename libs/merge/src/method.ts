@@ -45,6 +45,22 @@ export interface TensorContext {
    * masks as merged whole.
    */
   readonly elementOffset?: number;
+  /**
+   * The shape of the arrays given (the whole tensor, or the row block), for methods that work per row
+   * (della, nuslerp row-wise, model_stock filter-wise); absent: a flat vector.
+   */
+  readonly shape?: readonly number[];
+  /**
+   * `scope: global` trimming: per model id, the magnitude thresholds found over the whole model by the
+   * executor's pre-pass; trimming methods keep |delta| >= keepAbove and drop |delta| >= dropAbove.
+   */
+  readonly globalTrim?: Readonly<Record<string, GlobalTrim>>;
+}
+
+/** Model-wide magnitude thresholds of one model (scope: global); null: no bound on that side. */
+export interface GlobalTrim {
+  readonly keepAbove: number | null;
+  readonly dropAbove: number | null;
 }
 
 /** One input model of a merge, for one tensor. */
@@ -57,7 +73,7 @@ export interface MethodModel {
 
 /** Everything a method sees of one tensor. All arrays have the same length and element type. */
 export interface MethodInput {
-  /** The base model's tensor (methods with `base: 'required'`), else null. */
+  /** The base model's tensor (methods with `base: 'required'`, or 'optional' with a base), else null. */
   readonly base: FloatArray | null;
   /** The models merged, the base excluded for methods that take one. */
   readonly models: readonly MethodModel[];
@@ -74,8 +90,12 @@ export interface MergeMethod {
   readonly name: string;
   readonly description: string;
   readonly reference?: string;
-  /** 'required': a base model is given separately and task vectors are taken against it. */
-  readonly base: 'required' | 'none';
+  /**
+   * 'required': a base model is given separately and task vectors are taken against it;
+   * 'optional': the same when the recipe names a base_model, else the models alone are merged;
+   * 'none': no base (a base_model must be listed among the models).
+   */
+  readonly base: 'required' | 'optional' | 'none';
   /** How many models (the base not counted) the method merges. */
   readonly models: { readonly min: number; readonly max?: number };
   readonly params: readonly ParamSpec[];

@@ -21,7 +21,7 @@ export function modelCard(plan: MergePlan, toolVersion: string): string {
   );
   const recipeYaml = stringify(recipeToDocument(recipe), { lineWidth: 0 });
   const models = recipe.models
-    .filter((m) => !(m.isBase && plan.method.base === 'required'))
+    .filter((m) => !(m.isBase && plan.method.base !== 'none'))
     .map((m) => `- ${m.ref.uri}`)
     .join('\n');
   return [

@@ -28,7 +28,14 @@ import {
   type TensorRole,
 } from './architecture.js';
 import type { MergeMethod, ResolvedParams } from './method.js';
-import { computeDtype, modelKey, recipeToDocument, type ModelRef, type Recipe } from './recipe.js';
+import {
+  computeDtype,
+  modelKey,
+  recipeToDocument,
+  type ModelRef,
+  type Recipe,
+  type RecipeSlice,
+} from './recipe.js';
 import { getMethod } from './registry.js';
 import { gradientT, resolveTensorParameters } from './tensor-parameters.js';
 import {
@@ -113,6 +120,8 @@ export interface MergePlan {
   readonly tensors: readonly PlannedTensor[];
   /** Rows of the embeddings and head in the output. */
   readonly vocabSize: number;
+  /** The output's num_hidden_layers when slices restack layers; null: the reference's. */
+  readonly outputLayers: number | null;
   readonly vocabCropped: boolean;
   readonly warnings: readonly string[];
   readonly outputBytes: number;
@@ -163,7 +172,11 @@ function canonicalJson(value: unknown): string {
  * the same element of the inputs), so a tensor can be merged row block by row block. Sparsifying methods
  * are element-wise only at density 1 (no top-k, no random mask); slerp never is (it uses norms).
  */
-export function isElementwise(method: MergeMethod, models: readonly { params: ResolvedParams }[]): boolean {
+export function isElementwise(
+  method: MergeMethod,
+  models: readonly { params: ResolvedParams }[],
+  params?: ResolvedParams,
+): boolean {
   switch (method.name) {
     case 'linear':
     case 'task_arithmetic':
@@ -177,8 +190,11 @@ export function isElementwise(method: MergeMethod, models: readonly { params: Re
         const d = m.params['density'];
         return typeof d !== 'number' || d >= 1;
       });
-    default:
+    case 'slerp':
       return false;
+    default:
+      // the other methods declare it themselves (nearswap, ram, passthrough: always)
+      return method.elementwise({ params: params ?? {}, models });
   }
 }
 
@@ -314,6 +330,12 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     if (!seen.has(key)) refs.push({ ref: m.ref, field: `models[${i}].model` });
     seen.add(key);
   });
+  (recipe.slices ?? []).forEach((s, k) => {
+    if (s.base !== null && !seen.has(modelKey(s.base))) {
+      refs.push({ ref: s.base, field: `slices[${k}].base_model` });
+      seen.add(modelKey(s.base));
+    }
+  });
   const loaded: LoadedModel[] = [];
   for (const { ref, field } of refs) loaded.push(await loadModel(ref, field, options));
   const byKey = new Map(loaded.map((m) => [m.key, m]));
@@ -321,7 +343,11 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
 
   const warnings: string[] = [];
   for (const m of loaded.slice(1)) {
-    const diff = architectureMismatch(reference.architecture, m.architecture);
+    // slices restack layers: models may differ in depth
+    const diff = architectureMismatch(
+      reference.architecture,
+      recipe.slices ? { ...m.architecture, numLayers: reference.architecture.numLayers } : m.architecture,
+    );
     if (diff !== null) {
       throw new ArchitectureMismatchError(
         path.join(m.dir, 'config.json'),
@@ -353,8 +379,11 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
 
   const tensors: PlannedTensor[] = [];
   const extraNames = new Set<string>();
-  for (const info of reference.tensors.values()) {
-    const name = info.name;
+  const jobs = recipe.slices
+    ? sliceJobs(recipe, recipe.slices, byKey, source)
+    : wholeModelJobs(recipe, reference);
+  for (const job of jobs) {
+    const { name, info, view } = job;
     const role = classifyTensor(name);
     const vocabTensor = isVocabularyTensor(name);
     const rows = vocabTensor ? vocabSize : (info.shape[0] ?? 1);
@@ -363,7 +392,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     const elements = shapeSize(shape);
 
     if (!isFloatDType(info.dtype)) {
-      const copyFrom = sourceOf(reference, name);
+      const copyFrom = sourceOf(job.copyModel, job.inputName(job.copyModel.key));
       const bytes = elements * DTYPE_SIZES[info.dtype];
       tensors.push({
         name,
@@ -386,10 +415,10 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
       continue;
     }
 
-    const t = gradientT(role.layerIndex, reference.architecture.numLayers);
-    const resolved = resolveTensorParameters(recipe, method, name, t);
+    const t = job.t ?? gradientT(role.layerIndex, reference.architecture.numLayers);
+    const resolved = resolveTensorParameters(view, method, name, t);
     const check = (m: LoadedModel): TensorSource => {
-      const src = sourceOf(m, name);
+      const src = sourceOf(m, job.inputName(m.key));
       if (!isFloatDType(src.dtype)) {
         throw new TensorDTypeError(
           m.dir,
@@ -404,16 +433,22 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
       if (!ok) throw new TensorShapeMismatchError(m.dir, name, m.field, src.shape, info.shape, reference.dir);
       return src;
     };
-    const base =
-      method.base === 'required' && recipe.base !== null ? check(byKey.get(modelKey(recipe.base))!) : null;
+    const base = method.base !== 'none' && view.base !== null ? check(byKey.get(modelKey(view.base))!) : null;
     const models = resolved.models.map((pm) => ({
       id: pm.id,
       source: check(byKey.get(pm.id)!),
       params: pm.params,
     }));
+    if (resolved.params['scope'] === 'global' && method.name.startsWith('della')) {
+      throw new UnsupportedRecipeError(
+        source,
+        'parameters.scope',
+        `scope: global is not supported by ${method.name} (its keep probabilities rank within rows); use scope: tensor`,
+      );
+    }
     const outDtype: DType = recipe.outDtype ?? recipe.dtype ?? info.dtype;
     const sources = models.length + (base === null ? 0 : 1);
-    const deltas = method.base === 'required' ? models.length : 0;
+    const deltas = base !== null ? models.length : 0;
     const rawBytes = Math.max(
       ...models.map((m) => DTYPE_SIZES[m.source.dtype]),
       base === null ? 0 : DTYPE_SIZES[base.dtype],
@@ -421,7 +456,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     const bytesFor = (r: number) =>
       blockBytes(r * rowElements, sources, deltas, computeBytes, DTYPE_SIZES[outDtype], rawBytes);
     const perRow = bytesFor(1);
-    const elementwise = isElementwise(method, models);
+    const elementwise = isElementwise(method, models, resolved.params);
     const whole = bytesFor(Math.max(rows, 1)) + BLOCK_OVERHEAD_BYTES;
     let rowsPerBlock = Math.max(rows, 1);
     if (whole > maxMemory) {
@@ -456,7 +491,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
       peakBytes: bytesFor(Math.min(rowsPerBlock, Math.max(rows, 1))) + BLOCK_OVERHEAD_BYTES,
     });
   }
-  for (const m of loaded.slice(1)) {
+  for (const m of recipe.slices ? [] : loaded.slice(1)) {
     for (const n of m.tensors.keys()) if (!reference.tensors.has(n)) extraNames.add(n);
   }
   if (extraNames.size > 0) {
@@ -476,6 +511,9 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     tensors,
     vocabSize,
     vocabCropped,
+    outputLayers: recipe.slices
+      ? recipe.slices.reduce((n, s) => n + s.sources[0]!.layerRange[1] - s.sources[0]!.layerRange[0], 0)
+      : null,
     warnings,
     outputBytes: sum((t) => t.outputBytes),
     inputBytes: sum((t) => t.inputBytes),
@@ -490,6 +528,112 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
   };
 }
 
+/** One output tensor to plan: where its inputs come from and which recipe (slice) parameterises it. */
+interface TensorJob {
+  /** The output name. */
+  readonly name: string;
+  /** The tensor as found in the model that gives the output its shape and dtype. */
+  readonly info: CheckpointTensorInfo;
+  /** The tensor's name in the model of that key (a slice renumbers layers). */
+  readonly inputName: (modelKey: string) => string;
+  /** The recipe as this tensor sees it: a slice's sources, base and parameters, or the whole recipe. */
+  readonly view: Recipe;
+  /** Gradient position; null: from the output layer index. */
+  readonly t: number | null;
+  /** The model non-float tensors are copied from. */
+  readonly copyModel: LoadedModel;
+}
+
+function wholeModelJobs(recipe: Recipe, reference: LoadedModel): TensorJob[] {
+  return [...reference.tensors.values()].map((info) => ({
+    name: info.name,
+    info,
+    inputName: () => info.name,
+    view: recipe,
+    t: null,
+    copyModel: reference,
+  }));
+}
+
+/** The recipe restricted to one slice: its sources as the models, its base, its parameters over the top level. */
+function sliceView(recipe: Recipe, slice: RecipeSlice): Recipe {
+  return {
+    ...recipe,
+    base: slice.base,
+    models: slice.sources.map((s) => ({ ref: s.ref, isBase: s.isBase, parameters: s.parameters })),
+    parameters: { ...recipe.parameters, ...slice.parameters },
+  };
+}
+
+/**
+ * The tensors of a frankenmerge (mergekit's planner): the embeddings and other pre-layer tensors merged
+ * over the first slice's sources (t = 0), then each slice's layers i = 0..n-1 renumbered consecutively,
+ * source j contributing its layer start_j + i, gradients at t = i / (n - 1) (t = 1 when n = 1), then the
+ * final norm and head merged over the last slice's sources (t = 0).
+ */
+function sliceJobs(
+  recipe: Recipe,
+  slices: readonly RecipeSlice[],
+  byKey: ReadonlyMap<string, LoadedModel>,
+  source: string,
+): TensorJob[] {
+  const jobs: TensorJob[] = [];
+  const firstOf = (slice: RecipeSlice) => byKey.get(modelKey(slice.sources[0]!.ref))!;
+  const whole = (slice: RecipeSlice, keep: (kind: string) => boolean) => {
+    const model = firstOf(slice);
+    for (const info of model.tensors.values()) {
+      const role = classifyTensor(info.name);
+      if (role.kind === 'layer' || !keep(role.kind)) continue;
+      jobs.push({
+        name: info.name,
+        info,
+        inputName: () => info.name,
+        view: sliceView(recipe, slice),
+        t: 0,
+        copyModel: model,
+      });
+    }
+  };
+  whole(slices[0]!, (kind) => kind === 'embedding' || kind === 'other');
+  let outLayer = 0;
+  slices.forEach((slice, k) => {
+    const first = firstOf(slice);
+    const [start0, end0] = slice.sources[0]!.layerRange;
+    const n = end0 - start0;
+    slice.sources.forEach((s, j) => {
+      const m = byKey.get(modelKey(s.ref))!;
+      if (s.layerRange[1] > m.architecture.numLayers) {
+        throw new UnsupportedRecipeError(
+          source,
+          `slices[${k}].sources[${j}].layer_range`,
+          `layers [${s.layerRange[0]}, ${s.layerRange[1]}) of ${m.dir}, which has ${m.architecture.numLayers}`,
+        );
+      }
+    });
+    const startOf = new Map(slice.sources.map((s) => [modelKey(s.ref), s.layerRange[0]]));
+    if (slice.base !== null && !startOf.has(modelKey(slice.base))) startOf.set(modelKey(slice.base), start0);
+    const view = sliceView(recipe, slice);
+    for (let i = 0; i < n; i++) {
+      const prefix = `model.layers.${start0 + i}.`;
+      for (const info of first.tensors.values()) {
+        if (!info.name.startsWith(prefix)) continue;
+        const suffix = info.name.slice(prefix.length);
+        jobs.push({
+          name: `model.layers.${outLayer}.${suffix}`,
+          info,
+          inputName: (key) => `model.layers.${(startOf.get(key) ?? start0) + i}.${suffix}`,
+          view,
+          t: n > 1 ? i / (n - 1) : 1,
+          copyModel: first,
+        });
+      }
+      outLayer++;
+    }
+  });
+  whole(slices[slices.length - 1]!, (kind) => kind === 'final_norm' || kind === 'head');
+  return jobs;
+}
+
 /** The plan in a few lines (`hm3 merge --validate`). */
 export function formatPlanSummary(plan: MergePlan): string {
   const merged = plan.tensors.filter((t) => t.kind === 'merge');
@@ -499,7 +643,7 @@ export function formatPlanSummary(plan: MergePlan): string {
     `method        ${plan.method.name} (compute ${plan.computeDtype.toLowerCase()})`,
     `base          ${plan.reference.dir}${plan.recipe.base === null ? ' (first model: config and tokenizer)' : ''}`,
     ...plan.models.filter((m) => m !== plan.models[0]).map((m) => `model         ${m.dir}`),
-    `architecture  ${plan.reference.architecture.family}, ${plan.reference.architecture.numLayers} layers, hidden ${plan.reference.architecture.hiddenSize}`,
+    `architecture  ${plan.reference.architecture.family}, ${plan.outputLayers === null ? `${plan.reference.architecture.numLayers} layers` : `${plan.outputLayers} layers from ${plan.recipe.slices?.length ?? 0} slices`}, hidden ${plan.reference.architecture.hiddenSize}`,
     `tensors       ${plan.tensors.length} (${merged.length} merged, ${plan.tensors.length - merged.length} copied), ${blocked.length} in row blocks`,
     `vocabulary    ${plan.vocabSize}${plan.vocabCropped ? ' (cropped to the common size)' : ''}`,
     `output        ${formatBytes(plan.outputBytes)} (${dtypes})`,

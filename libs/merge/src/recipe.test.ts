@@ -234,6 +234,38 @@ describe('proto MergeRecipe', () => {
     expect([r.dtype, r.outDtype, r.seed, r.tokenizerSource]).toEqual(['F32', 'BF16', 42n, { kind: 'base' }]);
   });
 
+  it('maps slices (frankenmerges) to the same recipe as their YAML', () => {
+    const r = recipeFromProto(
+      message({
+        method: 'passthrough',
+        base: undefined,
+        models: [],
+        parameters: {},
+        tokenizerSource: undefined,
+        slices: [
+          {
+            sources: [
+              { model: { uri: '/models/a', modelId: '' }, layerStart: 0, layerEnd: 3, parameters: {} },
+            ],
+            parameters: {},
+          },
+          {
+            sources: [
+              { model: { uri: '/models/b', modelId: '' }, layerStart: 2, layerEnd: 4, parameters: {} },
+            ],
+            parameters: {},
+          },
+        ],
+      }),
+    );
+    const yaml = parseRecipeYaml(
+      'merge_method: passthrough\nslices:\n  - sources: [{model: /models/a, layer_range: [0, 3]}]\n' +
+        '  - sources: [{model: /models/b, layer_range: [2, 4]}]\ndtype: float32\nout_dtype: bfloat16\nseed: 42\n',
+    );
+    expect(r.slices).toEqual(yaml.slices);
+    expect(r.models.map((m) => m.ref.uri)).toEqual(['/models/a', '/models/b']);
+  });
+
   it('names proto fields in errors', () => {
     expect(() => recipeFromProto(message({ method: 'tiess' }))).toThrow(
       /method: unknown merge method "tiess".*"ties"/,

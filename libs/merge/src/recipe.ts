@@ -46,6 +46,24 @@ export interface RecipeModel {
   readonly parameters: Readonly<Record<string, ParamSetting>>;
 }
 
+/** One input of a slice: layers [start, end) of a model. */
+export interface RecipeSliceSource {
+  readonly ref: ModelRef;
+  readonly layerRange: readonly [number, number];
+  /** This source is the slice's base model. */
+  readonly isBase: boolean;
+  readonly parameters: Readonly<Record<string, ParamSetting>>;
+}
+
+/** One output slice of a frankenmerge: the method merges its sources layer by layer. */
+export interface RecipeSlice {
+  readonly sources: readonly RecipeSliceSource[];
+  /** The slice's base model (else the recipe's). */
+  readonly base: ModelRef | null;
+  /** Parameters of this slice: over the top-level ones, under each source's own. */
+  readonly parameters: Readonly<Record<string, ParamSetting>>;
+}
+
 export type TokenizerSource =
   | { readonly kind: 'base' }
   | { readonly kind: 'union' }
@@ -65,6 +83,11 @@ export interface Recipe {
   readonly seed: bigint;
   /** null: crop embeddings to the vocabulary common to all models. */
   readonly tokenizerSource: TokenizerSource | null;
+  /**
+   * Layer-range slices (frankenmerges), stacked in order; absent or null: whole models. With slices,
+   * `models` lists every model the slices use once (without parameters).
+   */
+  readonly slices?: readonly RecipeSlice[] | null;
   readonly chatTemplate: string | null;
 }
 
@@ -110,7 +133,24 @@ const documentSchema = z.strictObject({
     .array(z.strictObject({ model: z.string().min(1), parameters: parametersSchema }))
     .min(1)
     .nullish(),
-  slices: z.unknown().optional(),
+  slices: z
+    .array(
+      z.strictObject({
+        sources: z
+          .array(
+            z.strictObject({
+              model: z.string().min(1),
+              layer_range: z.tuple([z.number().int().min(0), z.number().int().min(0)]),
+              parameters: parametersSchema,
+            }),
+          )
+          .min(1),
+        base_model: z.string().min(1).nullish(),
+        parameters: parametersSchema,
+      }),
+    )
+    .min(1)
+    .nullish(),
   parameters: parametersSchema,
   dtype: dtypeSchema.nullish(),
   out_dtype: dtypeSchema.nullish(),
@@ -151,6 +191,8 @@ const KNOWN_KEYS = [
   'model',
   'filter',
   'value',
+  'sources',
+  'layer_range',
 ];
 
 /** `['models', 1, 'parameters', 'density']` -> `models[1].parameters.density`. */
@@ -360,13 +402,17 @@ export function validateRecipeDocument(document: unknown, options: RecipeSourceO
   }
   const method = getMethod(doc.merge_method);
   const issues: RecipeIssue[] = [...unknownKeys];
-  if (doc.slices !== undefined && doc.slices !== null) {
-    issues.push({
-      path: 'slices',
-      message: 'layer-range slices (frankenmerges) are not supported yet; list whole models under models',
-    });
+  const rawSlices = doc.slices ?? null;
+  if (rawSlices !== null && doc.models !== undefined && doc.models !== null) {
+    issues.push({ path: 'slices', message: 'give either models or slices, not both' });
   }
-  const rawModels = doc.models ?? [];
+  const rawModels =
+    rawSlices === null
+      ? (doc.models ?? [])
+      : [...new Set(rawSlices.flatMap((s) => s.sources.map((src) => src.model)))].map((model) => ({
+          model,
+          parameters: undefined,
+        }));
   if (rawModels.length === 0) issues.push({ path: 'models', message: 'required: the models to merge' });
 
   const modelIds = doc.model_ids ?? [];
@@ -404,12 +450,18 @@ export function validateRecipeDocument(document: unknown, options: RecipeSourceO
       message: `method ${method.name} takes no base model; list it under models with a weight, or remove base_model`,
     });
   }
-  const merged = method.base === 'required' ? models.filter((m) => !m.isBase) : models;
+  const slices: RecipeSlice[] | null =
+    rawSlices === null ? null : checkSlices(method, rawSlices, base, topParameters, issues);
+  const merged = method.base !== 'none' ? models.filter((m) => !m.isBase) : models;
   const { min, max } = method.models;
-  if (rawModels.length > 0 && (merged.length < min || (max !== undefined && merged.length > max))) {
+  if (
+    slices === null &&
+    rawModels.length > 0 &&
+    (merged.length < min || (max !== undefined && merged.length > max))
+  ) {
     const wanted =
       max === undefined ? `at least ${min}` : min === max ? `exactly ${min}` : `${min} to ${max}`;
-    const besides = method.base === 'required' ? ' besides the base model' : '';
+    const besides = method.base !== 'none' && baseKey !== null ? ' besides the base model' : '';
     issues.push({
       path: 'models',
       message: `method ${method.name} merges ${wanted} model(s)${besides}; got ${merged.length}`,
@@ -423,8 +475,9 @@ export function validateRecipeDocument(document: unknown, options: RecipeSourceO
       }
       continue;
     }
+    if (slices !== null) continue; // checked per slice source
     models.forEach((m, i) => {
-      if (method.base === 'required' && m.isBase) return;
+      if (method.base !== 'none' && m.isBase) return;
       const given =
         (doc.parameters && spec.name in doc.parameters) ||
         (rawModels[i]?.parameters && spec.name in rawModels[i]!.parameters!);
@@ -452,7 +505,100 @@ export function validateRecipeDocument(document: unknown, options: RecipeSourceO
     seed: BigInt(doc.seed ?? 0),
     tokenizerSource,
     chatTemplate: doc.chat_template ?? null,
+    ...(slices === null ? {} : { slices }),
   };
+}
+
+type RawSlice = NonNullable<Document['slices']>[number];
+
+/**
+ * The slices of a frankenmerge: equal layer counts within a slice, a model at most once per slice, the
+ * method's arity per slice, and required parameters given for every source that is not the base.
+ */
+function checkSlices(
+  method: MergeMethod,
+  rawSlices: readonly RawSlice[],
+  recipeBase: ModelRef | null,
+  topParameters: Readonly<Record<string, ParamSetting>>,
+  issues: RecipeIssue[],
+): RecipeSlice[] {
+  return rawSlices.map((raw, k) => {
+    const path = `slices[${k}]`;
+    const base: ModelRef | null =
+      raw.base_model === undefined || raw.base_model === null
+        ? recipeBase
+        : { uri: raw.base_model, modelId: '' };
+    const baseKey = base === null ? null : modelKey(base);
+    if (method.base === 'required' && base === null)
+      issues.push({ path: `${path}.base_model`, message: `required by method ${method.name}` });
+    const parameters = checkParameters(method, raw.parameters, `${path}.parameters`, 'top', issues);
+    const seen = new Set<string>();
+    const lengths: number[] = [];
+    const sources = raw.sources.map((s, i): RecipeSliceSource => {
+      const ref: ModelRef = { uri: s.model, modelId: '' };
+      const key = modelKey(ref);
+      if (seen.has(key))
+        issues.push({ path: `${path}.sources[${i}].model`, message: `${key} is listed twice in this slice` });
+      seen.add(key);
+      const [start, end] = s.layer_range;
+      if (end <= start)
+        issues.push({
+          path: `${path}.sources[${i}].layer_range`,
+          message: `must be [start, end) with end > start (got [${start}, ${end}])`,
+        });
+      lengths.push(end - start);
+      return {
+        ref,
+        layerRange: [start, end],
+        isBase: baseKey !== null && key === baseKey,
+        parameters: checkParameters(
+          method,
+          s.parameters,
+          `${path}.sources[${i}].parameters`,
+          'model',
+          issues,
+        ),
+      };
+    });
+    if (lengths.some((n) => n !== lengths[0]))
+      issues.push({
+        path: `${path}.sources`,
+        message: `every source of a slice must span the same number of layers (got ${lengths.join(', ')})`,
+      });
+    const merged = method.base !== 'none' ? sources.filter((s) => !s.isBase) : sources;
+    const { min, max } = method.models;
+    if (merged.length < min || (max !== undefined && merged.length > max)) {
+      const wanted =
+        max === undefined ? `at least ${min}` : min === max ? `exactly ${min}` : `${min} to ${max}`;
+      issues.push({
+        path: `${path}.sources`,
+        message: `method ${method.name} merges ${wanted} model(s) per slice; got ${merged.length}`,
+      });
+    }
+    if (method.base === 'none' && baseKey !== null && raw.base_model && !sources.some((s) => s.isBase)) {
+      issues.push({ path: `${path}.base_model`, message: `method ${method.name} takes no base model` });
+    }
+    for (const spec of method.params) {
+      if (!spec.required) continue;
+      if (spec.scope === 'global') {
+        if (!(spec.name in topParameters) && !(spec.name in parameters))
+          issues.push({
+            path: `${path}.parameters.${spec.name}`,
+            message: `required by method ${method.name}`,
+          });
+        continue;
+      }
+      sources.forEach((s, i) => {
+        if (method.base !== 'none' && s.isBase) return;
+        if (!(spec.name in s.parameters) && !(spec.name in parameters) && !(spec.name in topParameters))
+          issues.push({
+            path: `${path}.sources[${i}].parameters.${spec.name}`,
+            message: `required by method ${method.name}`,
+          });
+      });
+    }
+    return { sources, base, parameters };
+  });
 }
 
 /** Integers as bigint only where they must be (the seed); numbers everywhere else. */
@@ -539,12 +685,25 @@ export function recipeFromProto(message: common.MergeRecipe, source = 'MergeReci
     merge_method: message.method,
     base_model: refString(message.base),
     base_model_id: message.base?.modelId || undefined,
-    models: message.models.map((m) => ({
-      model: refString(m.model) ?? '',
-      parameters: parametersFromProto(m.parameters),
-    })),
+    models:
+      message.slices.length > 0 && message.models.length === 0
+        ? undefined
+        : message.models.map((m) => ({
+            model: refString(m.model) ?? '',
+            parameters: parametersFromProto(m.parameters),
+          })),
     model_ids: message.models.map((m) => m.model?.modelId ?? ''),
-    slices: message.slices.length > 0 ? message.slices : undefined,
+    slices:
+      message.slices.length > 0
+        ? message.slices.map((s) => ({
+            sources: s.sources.map((src) => ({
+              model: refString(src.model) ?? '',
+              layer_range: [src.layerStart, src.layerEnd],
+              parameters: parametersFromProto(src.parameters),
+            })),
+            parameters: parametersFromProto(s.parameters),
+          }))
+        : undefined,
     parameters: parametersFromProto(message.parameters),
     dtype:
       PROTO_DTYPES[message.dtype] ??
@@ -606,11 +765,31 @@ export function recipeToDocument(recipe: Recipe): Record<string, unknown> {
   const doc: Record<string, unknown> = {
     merge_method: recipe.method,
     ...(recipe.base === null ? {} : { base_model: recipe.base.uri }),
-    models: recipe.models.map((m) => {
+  };
+  if (recipe.slices) {
+    doc['slices'] = recipe.slices.map((s) => {
+      const parameters = parametersToDocument(s.parameters);
+      return {
+        sources: s.sources.map((src) => {
+          const p = parametersToDocument(src.parameters);
+          return {
+            model: src.ref.uri,
+            layer_range: [...src.layerRange],
+            ...(p === undefined ? {} : { parameters: p }),
+          };
+        }),
+        ...(s.base !== null && (recipe.base === null || modelKey(s.base) !== modelKey(recipe.base))
+          ? { base_model: s.base.uri }
+          : {}),
+        ...(parameters === undefined ? {} : { parameters }),
+      };
+    });
+  } else {
+    doc['models'] = recipe.models.map((m) => {
       const parameters = parametersToDocument(m.parameters);
       return parameters === undefined ? { model: m.ref.uri } : { model: m.ref.uri, parameters };
-    }),
-  };
+    });
+  }
   const parameters = parametersToDocument(recipe.parameters);
   if (parameters !== undefined) doc['parameters'] = parameters;
   if (recipe.dtype !== null) doc['dtype'] = DTYPE_YAML[recipe.dtype];

@@ -3,7 +3,7 @@ import { UnknownMethodError } from './errors.js';
 import { closestName, formatMethodList, getMethod, listMethods, registerMethod } from './registry.js';
 
 describe('method registry', () => {
-  it('registers the eight core methods, each declaring typed parameters with descriptions', () => {
+  it('registers the nineteen built-in methods, each declaring typed parameters with descriptions', () => {
     expect(listMethods().map((m) => m.name)).toEqual([
       'linear',
       'task_arithmetic',
@@ -13,6 +13,17 @@ describe('method registry', () => {
       'breadcrumbs',
       'breadcrumbs_ties',
       'slerp',
+      'della',
+      'della_linear',
+      'nuslerp',
+      'multislerp',
+      'karcher',
+      'model_stock',
+      'sce',
+      'nearswap',
+      'ram',
+      'passthrough',
+      'emr',
     ]);
     for (const m of listMethods()) {
       for (const p of m.params) {

@@ -69,7 +69,7 @@ export function formatMethodList(methods: readonly MergeMethod[] = listMethods()
           ? `${m.models.min}`
           : `${m.models.min}..${m.models.max}`;
     lines.push(
-      `${m.name}  (${m.base === 'required' ? 'base model + ' : ''}${arity} model${arity === '1' ? '' : 's'})`,
+      `${m.name}  (${m.base === 'required' ? 'base model + ' : m.base === 'optional' ? '[base model +] ' : ''}${arity} model${arity === '1' ? '' : 's'})`,
     );
     lines.push(`  ${m.description}`);
     for (const p of m.params) {

@@ -55,7 +55,13 @@ parameters:
 `);
     const method = getMethod('ties');
     const mlp = resolveTensorParameters(recipe, method, 'model.layers.3.mlp.up_proj.weight', gradientT(3, 4));
-    expect(mlp.params).toEqual({ normalize: true, lambda: 2, rescale: 'none', int8_mask: false });
+    expect(mlp.params).toEqual({
+      normalize: true,
+      lambda: 2,
+      rescale: 'none',
+      scope: 'tensor',
+      int8_mask: false,
+    });
     expect(mlp.models.map((m) => [m.id, m.params])).toEqual([
       ['x', { weight: 0, density: 0.2 }],
       ['y', { weight: 0.5, density: 0.9 }],

@@ -91,7 +91,7 @@ export function resolveTensorParameters(
     params[spec.name] = v;
   }
   const models = recipe.models
-    .filter((m) => !(method.base === 'required' && m.isBase))
+    .filter((m) => !(method.base !== 'none' && m.isBase))
     .map((m): TensorModelPlan => {
       const id = modelKey(m.ref);
       const own: Record<string, ParamScalar> = {};

@@ -2,12 +2,16 @@
 
 Usage: python conformance.py WORK_DIR REPORT.md  (run by conformance.test.ts through ensure-mergekit.sh)
 
-Deterministic methods (linear, task_arithmetic, ties, breadcrumbs, breadcrumbs_ties, slerp), with
-gradient lists and {filter, value} lists, must agree per tensor within 1e-5 relative in fp32:
+Deterministic methods (linear, task_arithmetic, ties, breadcrumbs, breadcrumbs_ties, slerp, nuslerp,
+multislerp, karcher, model_stock, sce, nearswap, passthrough, and frankenmerges: `slices` stacking layer
+ranges, passthrough or a method per slice with gradients interpolated within each slice), with gradient
+lists and {filter, value} lists, must agree per tensor within 1e-5 relative in fp32, with the same
+tensor names (and, for slices, the same num_hidden_layers in config.json):
 max|hm3 - mergekit| <= 1e-5 * max|mergekit|. Breadcrumbs tensors where int(gamma * n) = 0 are listed
 and not compared (mergekit wipes those deltas; HM3 does not, by design).
 
-DARE (dare_linear, dare_ties) draws random masks, and the two tools use different generators (HM3:
+DARE (dare_linear, dare_ties) and DELLA (della_linear, della) draw random masks (DELLA's keep
+probability rises with the |delta| rank in a row but averages to density), and the two tools use different generators (HM3:
 Philox keyed by seed, tensor and model; mergekit: torch's global RNG), so they agree in distribution,
 not in bits. The statistical test, per tensor, over S seeds of each tool:
   1. kept fraction: for one expert at weight 1, the fraction of entries of (out - base) that are
@@ -184,6 +188,203 @@ parameters:
   normalize: true
 dtype: float32
 """,
+    "nuslerp": """
+merge_method: nuslerp
+base_model: base
+models:
+  - model: expert_a
+    parameters:
+      weight: [0.2, 0.8]
+  - model: expert_b
+    parameters:
+      weight: 0.6
+dtype: float32
+""",
+    "nuslerp_rows_no_base": """
+merge_method: nuslerp
+models:
+  - model: expert_a
+    parameters: {weight: 0.3}
+  - model: expert_c
+    parameters: {weight: 0.7}
+parameters:
+  nuslerp_flatten: false
+dtype: float32
+""",
+    "nuslerp_columns": """
+merge_method: nuslerp
+base_model: base
+models:
+  - model: expert_b
+    parameters: {weight: 0.5}
+  - model: expert_c
+    parameters: {weight: 0.25}
+parameters:
+  nuslerp_flatten: false
+  nuslerp_row_wise: true
+dtype: float32
+""",
+    "multislerp": """
+merge_method: multislerp
+base_model: base
+models:
+  - model: expert_a
+    parameters: {weight: 0.5}
+  - model: expert_b
+    parameters:
+      weight:
+        - filter: mlp
+          value: 0.2
+        - value: 0.9
+  - model: expert_c
+    parameters: {weight: 0.3}
+dtype: float32
+""",
+    "multislerp_no_base": """
+merge_method: multislerp
+models:
+  - model: expert_a
+    parameters: {weight: 1.0}
+  - model: expert_c
+    parameters: {weight: 2.0}
+dtype: float32
+""",
+    "karcher": """
+merge_method: karcher
+models:
+  - model: base
+  - model: expert_a
+  - model: expert_b
+  - model: expert_c
+parameters:
+  max_iter: 20
+dtype: float32
+""",
+    "model_stock": """
+merge_method: model_stock
+base_model: base
+models:
+  - model: expert_a
+  - model: expert_b
+  - model: expert_c
+dtype: float32
+""",
+    "model_stock_filter_wise": """
+merge_method: model_stock
+base_model: base
+models:
+  - model: expert_a
+  - model: expert_b
+parameters:
+  filter_wise: true
+dtype: float32
+""",
+    "sce": """
+merge_method: sce
+base_model: base
+models:
+  - model: expert_a
+  - model: expert_b
+  - model: expert_c
+dtype: float32
+""",
+    "sce_topk": """
+merge_method: sce
+base_model: base
+models:
+  - model: expert_a
+  - model: expert_b
+  - model: expert_c
+parameters:
+  select_topk: 0.4
+dtype: float32
+""",
+    "nearswap": """
+merge_method: nearswap
+base_model: base
+models:
+  - model: base
+  - model: expert_c
+parameters:
+  t: 0.02
+dtype: float32
+""",
+    "passthrough": """
+merge_method: passthrough
+models:
+  - model: expert_b
+    parameters:
+      scale:
+        - filter: mlp
+          value: [0.5, 2.0]
+        - value: 1.0
+dtype: float32
+""",
+    "frankenmerge_passthrough": """
+merge_method: passthrough
+slices:
+  - sources:
+      - model: expert_a
+        layer_range: [0, 3]
+  - sources:
+      - model: expert_b
+        layer_range: [1, 4]
+  - sources:
+      - model: base
+        layer_range: [2, 4]
+dtype: float32
+""",
+    "frankenmerge_three_slices": """
+merge_method: linear
+slices:
+  - sources:
+      - model: expert_a
+        layer_range: [0, 2]
+        parameters:
+          weight: [1.0, 0.0]
+      - model: expert_b
+        layer_range: [0, 2]
+        parameters:
+          weight: [0.0, 1.0]
+  - sources:
+      - model: expert_a
+        layer_range: [1, 4]
+        parameters:
+          weight: [0.2, 0.8]
+      - model: expert_c
+        layer_range: [0, 3]
+        parameters:
+          weight:
+            - filter: mlp
+              value: [0.9, 0.1]
+            - value: 0.5
+  - sources:
+      - model: base
+        layer_range: [3, 4]
+        parameters:
+          weight: [0.3, 0.7]
+      - model: expert_b
+        layer_range: [2, 3]
+        parameters:
+          weight: 0.6
+dtype: float32
+""",
+    "frankenmerge_slerp": """
+merge_method: slerp
+base_model: base
+slices:
+  - sources:
+      - model: base
+        layer_range: [0, 4]
+      - model: expert_c
+        layer_range: [0, 4]
+parameters:
+  t:
+    - filter: self_attn
+      value: [0.0, 0.5, 0.3, 1.0]
+    - value: 0.5
+dtype: float32
+""",
     "slerp": """
 merge_method: slerp
 base_model: base
@@ -218,6 +419,24 @@ models:
     parameters: {weight: 1.0, density: 0.5}
   - model: expert_c
     parameters: {weight: 0.6, density: 0.5}
+dtype: float32
+""",
+    "della_linear": """
+merge_method: della_linear
+base_model: base
+models:
+  - model: expert_c
+    parameters: {weight: 1.0, density: 0.4, epsilon: 0.2}
+dtype: float32
+""",
+    "della": """
+merge_method: della
+base_model: base
+models:
+  - model: expert_a
+    parameters: {weight: 1.0, density: 0.5, epsilon: 0.1}
+  - model: expert_c
+    parameters: {weight: 0.6, density: 0.5, epsilon: 0.1}
 dtype: float32
 """,
 }
@@ -273,6 +492,10 @@ def compare_exact(name, hm3_dir: Path, mk_dir: Path, recipe):
     extra = sorted(set(ours) - set(theirs))
     if extra:
         failures.append(f"tensors only HM3 wrote: {extra}")
+    if "slices" in recipe:
+        layers = [json.loads((d / "config.json").read_text())["num_hidden_layers"] for d in (hm3_dir, mk_dir)]
+        if layers[0] != layers[1]:
+            failures.append(f"config.json num_hidden_layers: HM3 {layers[0]}, mergekit {layers[1]}")
     return {"compared": len(rows), "worst": max(rows) if rows else 0.0, "skipped": skipped, "failures": failures}
 
 

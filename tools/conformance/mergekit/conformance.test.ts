@@ -14,7 +14,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'hm3-conformance-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('conformance with mergekit', () => {
-  it('linear, task_arithmetic, ties, breadcrumbs(_ties), slerp match per tensor within 1e-5; dare_* in distribution', () => {
+  it('the deterministic methods match per tensor within 1e-5; dare_* and della* in distribution', () => {
     const [python, pythonPath] = execFileSync('bash', [path.join(here, 'ensure-mergekit.sh')], {
       encoding: 'utf8',
     })
@@ -36,8 +36,25 @@ describe('conformance with mergekit', () => {
       'breadcrumbs',
       'breadcrumbs_ties',
       'slerp',
+      'nuslerp',
+      'nuslerp_rows_no_base',
+      'nuslerp_columns',
+      'multislerp',
+      'multislerp_no_base',
+      'karcher',
+      'model_stock',
+      'model_stock_filter_wise',
+      'sce',
+      'sce_topk',
+      'nearswap',
+      'passthrough',
+      'frankenmerge_passthrough',
+      'frankenmerge_three_slices',
+      'frankenmerge_slerp',
       'dare_linear',
       'dare_ties',
+      'della_linear',
+      'della',
     ]) {
       expect(text).toMatch(new RegExp(`^\\| ${recipe} \\| \\d+.* \\| pass \\|`, 'm'));
     }

@@ -6,6 +6,7 @@ import {
   lambdaParam,
   normalizeParam,
   rescaleParam,
+  trimScopeParam,
   weightParam,
 } from './common-params.js';
 import { allDense, generalizedTaskArithmetic } from './generalized-task-arithmetic.js';
@@ -17,6 +18,7 @@ export const breadcrumbsParams = [
   normalizeParam(false, 'Divide the weighted sum by the sum of the weights.'),
   lambdaParam,
   rescaleParam('none'),
+  trimScopeParam,
   int8MaskParam,
 ];
 

@@ -58,3 +58,26 @@ export const int8MaskParam: ParamSpec = {
   default: false,
   description: 'Accepted for mergekit compatibility (a memory saving there); no effect on the result.',
 };
+
+export const epsilonParam: ParamSpec = {
+  name: 'epsilon',
+  kind: 'number',
+  scope: 'model',
+  default: 0.15,
+  min: 0,
+  max: 0.5,
+  description:
+    'DELLA: keep probabilities run from density - epsilon (smallest |delta| of a row) to density + epsilon (largest).',
+};
+
+/** Where magnitude ranks are taken: per tensor (mergekit) or over the whole model (FusionBench). */
+export const trimScopeParam: ParamSpec = {
+  name: 'scope',
+  kind: 'choice',
+  scope: 'global',
+  default: 'tensor',
+  choices: ['tensor', 'global'],
+  description:
+    "Where trimming ranks magnitudes: 'tensor' (per tensor, as mergekit) or 'global' (one threshold per model " +
+    'over the whole model, as FusionBench; needs one density per model).',
+};

@@ -55,6 +55,10 @@ export function generalizedTaskArithmetic(input: MethodInput, options: GtaOption
   const lambda = typeof params['lambda'] === 'number' ? params['lambda'] : 1;
   const rescale = (typeof params['rescale'] === 'string' ? params['rescale'] : 'none') as Rescale;
   const weights = models.map((m) => numberParam(m.params, 'weight', `${m.id}:${context.name}`));
+  // della ranks within a row: the elements after the first dimension (a vector is one row).
+  const shape = context.shape;
+  const rowLength =
+    shape === undefined || shape.length < 2 ? undefined : shape.slice(1).reduce((a, b) => a * b, 1);
   const deltas = models.map((m) => {
     if (m.tensor.length !== n) {
       throw new InvalidArgumentError(
@@ -73,6 +77,10 @@ export function generalizedTaskArithmetic(input: MethodInput, options: GtaOption
         method: options.sparsification,
         density: typeof m.params['density'] === 'number' ? m.params['density'] : 1,
         gamma: typeof m.params['gamma'] === 'number' ? m.params['gamma'] : 0,
+        epsilon: typeof m.params['epsilon'] === 'number' ? m.params['epsilon'] : 0.15,
+        ...(rowLength === undefined ? {} : { rowLength }),
+        where: `${m.id}:${context.name}`,
+        ...(context.globalTrim?.[m.id] === undefined ? {} : { global: context.globalTrim[m.id] }),
         rescale,
         seed: context.seed,
         stream: `${context.name}\u0000${m.id}`,

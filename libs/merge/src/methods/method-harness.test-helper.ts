@@ -48,10 +48,16 @@ export function runMethod(
   base: FloatArray | null,
   models: HarnessModel[],
   params: Record<string, ParamScalar> = {},
-  context: { name?: string; seed?: bigint; layerIndex?: number | null; elementOffset?: number } = {},
+  context: {
+    name?: string;
+    seed?: bigint;
+    layerIndex?: number | null;
+    elementOffset?: number;
+    shape?: readonly number[];
+  } = {},
 ): FloatArray {
   return method.merge({
-    base: method.base === 'required' ? base : null,
+    base: method.base !== 'none' ? base : null,
     models: models.map((m) => ({
       id: m.id,
       tensor: m.tensor,
@@ -63,6 +69,7 @@ export function runMethod(
       layerIndex: context.layerIndex ?? 0,
       seed: context.seed ?? 7n,
       elementOffset: context.elementOffset ?? 0,
+      ...(context.shape === undefined ? {} : { shape: context.shape }),
     },
   });
 }

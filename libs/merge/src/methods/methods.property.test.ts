@@ -167,7 +167,8 @@ describe('method properties', () => {
 });
 
 describe('elementwise declarations', () => {
-  const ALL = [...ALL_MULTI, 'slerp'];
+  const ALL = [...ALL_MULTI, 'slerp', 'della', 'della_linear', 'ram', 'nearswap', 'passthrough'];
+  const SINGLE = new Set(['slerp', 'nearswap', 'passthrough']);
   const variants: Record<string, Record<string, number | string | boolean>>[] = [
     { global: {}, model: { density: 1 } },
     { global: { rescale: 'inverse_density' }, model: { density: 0.5 } },
@@ -183,15 +184,15 @@ describe('elementwise declarations', () => {
         const specNames = new Set(method.params.map((p) => p.name));
         const pick = (o: Record<string, unknown>) =>
           Object.fromEntries(Object.entries(o).filter(([k]) => specNames.has(k)));
-        const models = (name === 'slerp' ? c.models.slice(0, 1) : c.models).map((m, k) => ({
+        const models = (SINGLE.has(name) ? c.models.slice(0, 1) : c.models).map((m, k) => ({
           id: `m${k}`,
           tensor: m.tensor,
           params: { weight: m.weight, ...pick(variant['model']!) } as Record<string, number>,
         }));
-        const params = { ...(name === 'slerp' ? { t: 0.3 } : {}), ...pick(variant['global']!) } as Record<
-          string,
-          string | number
-        >;
+        const params = {
+          ...(name === 'slerp' || name === 'nearswap' ? { t: 0.3 } : {}),
+          ...pick(variant['global']!),
+        } as Record<string, string | number>;
         const defaults = Object.fromEntries(
           method.params.filter((p) => p.default !== undefined).map((p) => [p.name, p.default!]),
         );

@@ -5,6 +5,7 @@ import {
   lambdaParam,
   normalizeParam,
   rescaleParam,
+  trimScopeParam,
   weightParam,
 } from './common-params.js';
 import { allDense, generalizedTaskArithmetic } from './generalized-task-arithmetic.js';
@@ -23,6 +24,7 @@ export const ties: MergeMethod = {
     normalizeParam(true, 'Divide by the sum of the weights of the agreeing models.'),
     lambdaParam,
     rescaleParam('none'),
+    trimScopeParam,
     int8MaskParam,
   ],
   elementwise: ({ models }) => allDense(models), // else top-k per tensor

@@ -46,18 +46,27 @@ function llamaTensors(c: Record<string, number>): { name: string; shape: number[
       { name: `${p}mlp.down_proj.weight`, shape: [h, i] },
     );
   }
-  out.push({ name: 'model.norm.weight', shape: [h] }, { name: 'lm_head.weight', shape: [c['vocab_size']!, h] });
+  out.push(
+    { name: 'model.norm.weight', shape: [h] },
+    { name: 'lm_head.weight', shape: [c['vocab_size']!, h] },
+  );
   return out;
 }
 
 /** A random model; `noise` is a shared block of random values, offset per model so models differ. */
-async function writeModel(dir: string, cfg: Record<string, unknown>, noise: Float32Array, offset: number, dtype: DType = 'F32'): Promise<void> {
+async function writeModel(
+  dir: string,
+  cfg: Record<string, unknown>,
+  noise: Float32Array,
+  offset: number,
+  dtype: DType = 'F32',
+): Promise<void> {
   const specs = llamaTensors(cfg as Record<string, number>).map((t) => ({ ...t, dtype }));
   const writer = await CheckpointWriter.create(dir, specs);
   for (const s of specs) {
     const n = s.shape.reduce((a, b) => a * b, 1);
     const values = new Float32Array(n);
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const start = (offset + done * 7) % (noise.length - 1);
       const len = Math.min(n - done, noise.length - start);
       values.set(noise.subarray(start, start + len), done);
@@ -97,9 +106,18 @@ beforeAll(async () => {
     path.join(root, 'ties.yaml'),
     'merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n    parameters: {weight: [1, 0.5], density: 0.5}\n  - model: b\n    parameters: {weight: 0.7, density: 0.6}\nout_dtype: bfloat16\n',
   );
-  await writeFile(path.join(root, 'emr.yaml'), 'merge_method: emr\nbase_model: base\nmodels:\n  - model: a\n  - model: b\n');
-  await writeFile(path.join(root, 'typo.yaml'), 'merge_method: tis\nbase_model: base\nmodels:\n  - model: a\n    parameters: {weight: 1}\n');
-  await writeFile(path.join(root, 'nowhere.yaml'), 'merge_method: ties\nbase_model: base\nmodels:\n  - model: nowhere\n    parameters: {weight: 1}\n');
+  await writeFile(
+    path.join(root, 'emr.yaml'),
+    'merge_method: emr\nbase_model: base\nmodels:\n  - model: a\n  - model: b\n',
+  );
+  await writeFile(
+    path.join(root, 'typo.yaml'),
+    'merge_method: tis\nbase_model: base\nmodels:\n  - model: a\n    parameters: {weight: 1}\n',
+  );
+  await writeFile(
+    path.join(root, 'nowhere.yaml'),
+    'merge_method: ties\nbase_model: base\nmodels:\n  - model: nowhere\n    parameters: {weight: 1}\n',
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -110,7 +128,16 @@ describe('hm3 merge', () => {
   it('--list-methods prints every method with its parameters and defaults', () => {
     const r = hm3(['merge', '--list-methods'], root);
     expect(r.code).toBe(0);
-    for (const m of ['linear', 'task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'breadcrumbs_ties', 'slerp']) {
+    for (const m of [
+      'linear',
+      'task_arithmetic',
+      'ties',
+      'dare_linear',
+      'dare_ties',
+      'breadcrumbs',
+      'breadcrumbs_ties',
+      'slerp',
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^${m} `, 'm'));
     }
     expect(r.stdout).toMatch(/density \(per model, number in \[0, 1\], default 1\)/);
@@ -132,7 +159,9 @@ describe('hm3 merge', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/merged 21 tensors/);
     const files = await readdir(path.join(root, 'out-ties'));
-    expect(files).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'README.md', 'model.safetensors.index.json']));
+    expect(files).toEqual(
+      expect.arrayContaining(['config.json', 'tokenizer.json', 'README.md', 'model.safetensors.index.json']),
+    );
     const ck = await Checkpoint.open(path.join(root, 'out-ties'));
     try {
       expect(ck.sharded).toBe(true);
@@ -143,7 +172,11 @@ describe('hm3 merge', () => {
   });
 
   it.each([
-    ['an unknown method', 'typo.yaml', /typo\.yaml: .*merge_method: unknown merge method "tis"; did you mean "ties"/],
+    [
+      'an unknown method',
+      'typo.yaml',
+      /typo\.yaml: .*merge_method: unknown merge method "tis"; did you mean "ties"/,
+    ],
     ['a missing model folder', 'nowhere.yaml', /models\[0\]\.model: .*nowhere: no such model folder/],
     ['a missing recipe', 'absent.yaml', /absent\.yaml: cannot read the recipe/],
   ])('exits 2 on %s, naming the field or file, leaving no folder', async (_what, recipe, message) => {
@@ -192,19 +225,35 @@ describe('hm3 merge crash safety', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'hm3-crash-'));
     try {
       // 3 models x ~170 MB of f32: hidden 1024, intermediate 2816, 2 layers, vocabulary 8192.
-      const big = config({ hidden_size: 1024, intermediate_size: 2816, num_attention_heads: 16, num_key_value_heads: 16, vocab_size: 8192 });
+      const big = config({
+        hidden_size: 1024,
+        intermediate_size: 2816,
+        num_attention_heads: 16,
+        num_key_value_heads: 16,
+        vocab_size: 8192,
+      });
       const noise = noiseBlock(1 << 20, 3);
-      for (const [name, offset] of [['base', 0], ['x', 11], ['y', 23]] as const) await writeModel(path.join(dir, name), big, noise, offset);
+      for (const [name, offset] of [
+        ['base', 0],
+        ['x', 11],
+        ['y', 23],
+      ] as const)
+        await writeModel(path.join(dir, name), big, noise, offset);
       await writeFile(
         path.join(dir, 'r.yaml'),
         'merge_method: ties\nbase_model: base\nmodels:\n  - model: x\n    parameters: {weight: 1, density: 0.5}\n  - model: y\n    parameters: {weight: 0.5, density: 0.5}\n',
       );
-      const child = spawn(process.execPath, [bin, 'merge', 'r.yaml', 'out', '--threads', '1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [bin, 'merge', 'r.yaml', 'out', '--threads', '1'], {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       let killedAt: number | null = null;
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+        child.on('exit', (_code, signal) => resolve(signal)),
+      );
       child.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
         for (const m of stderr.matchAll(/merge (\d+\.\d)%/g)) {
@@ -222,7 +271,11 @@ describe('hm3 merge crash safety', () => {
       expect(stdout).not.toMatch(/merged/);
       expect(existsSync(path.join(dir, 'out'))).toBe(false);
       // at most the temporary folder beside it, which the next writer sweeps
-      expect((await readdir(dir)).filter((f) => !['base', 'x', 'y', 'r.yaml'].includes(f)).every((f) => f.startsWith('.hm3-tmp-'))).toBe(true);
+      expect(
+        (await readdir(dir))
+          .filter((f) => !['base', 'x', 'y', 'r.yaml'].includes(f))
+          .every((f) => f.startsWith('.hm3-tmp-')),
+      ).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -52,7 +52,8 @@ export function exitCodeOf(error: unknown): number {
 
 function positiveInt(text: string, field: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${field}: "${text}" must be a positive integer`, { field });
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`${field}: "${text}" must be a positive integer`, { field });
   return n;
 }
 
@@ -83,12 +84,18 @@ export async function runMergeCommand(
     return 0;
   }
   if (recipePath === undefined || (outDir === undefined && !options.validate)) {
-    io.err('hm3 merge: usage: hm3 merge <recipe.yaml> <out-dir> [--validate] [--max-memory 2GB] [--threads n] [--out-shard-size 5GB]');
+    io.err(
+      'hm3 merge: usage: hm3 merge <recipe.yaml> <out-dir> [--validate] [--max-memory 2GB] [--threads n] [--out-shard-size 5GB]',
+    );
     return 2;
   }
   if (options.task !== undefined && outDir !== undefined && !options.validate) {
     // `hm3 merge <emr-output> <out> --task t`: materialise from an emr output folder
-    if (await stat(recipePath).then((s) => s.isDirectory()).catch(() => false)) {
+    if (
+      await stat(recipePath)
+        .then((s) => s.isDirectory())
+        .catch(() => false)
+    ) {
       try {
         const result = await materializeEmrTask(recipePath, options.task, outDir);
         io.out(`materialised task ${options.task} of ${recipePath} into ${result.outDir}`);
@@ -105,38 +112,59 @@ export async function runMergeCommand(
   process.once('SIGTERM', stop);
   let bar: SingleBar | undefined;
   try {
-    const maxMemory = options.maxMemory === undefined ? Math.floor(os.totalmem() / 2) : parseByteSize(options.maxMemory, 'max_memory');
+    const maxMemory =
+      options.maxMemory === undefined
+        ? Math.floor(os.totalmem() / 2)
+        : parseByteSize(options.maxMemory, 'max_memory');
     const shardBytes = parseByteSize(options.outShardSize, 'out_shard_size');
     const threads = options.threads === undefined ? 1 : positiveInt(options.threads, 'threads');
     let text: string;
     try {
       text = await readFile(recipePath, 'utf8');
     } catch (error) {
-      throw new InvalidArgumentError(`${recipePath}: cannot read the recipe (${(error as Error).message})`, { file: recipePath }, error);
+      throw new InvalidArgumentError(
+        `${recipePath}: cannot read the recipe (${(error as Error).message})`,
+        { file: recipePath },
+        error,
+      );
     }
     const recipe = parseRecipeYaml(text, recipePath);
     if (options.task !== undefined && recipe.method !== 'emr') {
-      throw new InvalidArgumentError(`--task needs an emr recipe (${recipePath} uses ${recipe.method})`, { field: 'task' });
+      throw new InvalidArgumentError(`--task needs an emr recipe (${recipePath} uses ${recipe.method})`, {
+        field: 'task',
+      });
     }
     const plan = await planMerge(recipe, { maxMemory, source: recipePath });
     if (outDir !== undefined) await checkOutputDir(outDir);
     // --task with a recipe: the emr layout goes to a temporary folder beside the output, then one task is materialised
-    const mergeDir = options.task !== undefined && outDir !== undefined ? `${path.resolve(outDir)}.emr-${process.pid}` : outDir;
+    const mergeDir =
+      options.task !== undefined && outDir !== undefined
+        ? `${path.resolve(outDir)}.emr-${process.pid}`
+        : outDir;
     if (options.validate) {
       io.out(formatPlanSummary(plan));
-      io.out(`valid: nothing was read beyond configs and headers, nothing written${outDir === undefined ? '' : ` (output would be ${path.resolve(outDir)})`}`);
+      io.out(
+        `valid: nothing was read beyond configs and headers, nothing written${outDir === undefined ? '' : ` (output would be ${path.resolve(outDir)})`}`,
+      );
       return 0;
     }
     for (const w of plan.warnings) io.err(`warning: ${w}`);
     let lastLine = 0;
     if (options.progress !== false && io.tty) {
       bar = new SingleBar({
-        format: 'merge [{bar}] {percentage}% | tensors {tensors} | {done}/{total_bytes} | {speed}/s | ETA {eta_text}',
+        format:
+          'merge [{bar}] {percentage}% | tensors {tensors} | {done}/{total_bytes} | {speed}/s | ETA {eta_text}',
         hideCursor: true,
         clearOnComplete: false,
         stream: process.stderr,
       });
-      bar.start(plan.inputBytes, 0, { tensors: `0/${plan.tensors.length}`, done: '0 B', total_bytes: formatBytes(plan.inputBytes), speed: '-', eta_text: '?' });
+      bar.start(plan.inputBytes, 0, {
+        tensors: `0/${plan.tensors.length}`,
+        done: '0 B',
+        total_bytes: formatBytes(plan.inputBytes),
+        speed: '-',
+        eta_text: '?',
+      });
     }
     const result = await executeMerge(plan, mergeDir!, {
       shardBytes,
@@ -166,11 +194,14 @@ export async function runMergeCommand(
     });
     bar?.stop();
     bar = undefined;
-    for (const t of result.emr?.tasks ?? []) io.out(`emr task ${t.task} (${t.model}): masks ${formatBytes(t.maskBytes)}`);
+    for (const t of result.emr?.tasks ?? [])
+      io.out(`emr task ${t.task} (${t.model}): masks ${formatBytes(t.maskBytes)}`);
     if (options.task !== undefined && mergeDir !== undefined && outDir !== undefined) {
       try {
         const done = await materializeEmrTask(mergeDir, options.task, outDir);
-        io.out(`materialised task ${options.task} into ${done.outDir} (recipe sha256 ${result.recipeSha256})`);
+        io.out(
+          `materialised task ${options.task} into ${done.outDir} (recipe sha256 ${result.recipeSha256})`,
+        );
       } finally {
         await rm(mergeDir, { recursive: true, force: true });
       }
@@ -194,17 +225,30 @@ export async function runMergeCommand(
 export function registerMerge(program: Command): void {
   program
     .command('merge')
-    .description('Merge the models of a mergekit YAML recipe into a Hugging Face folder, streaming within --max-memory')
-    .argument('[recipe]', 'the recipe (mergekit YAML: merge_method, base_model, models, parameters, dtype, ...)')
+    .description(
+      'Merge the models of a mergekit YAML recipe into a Hugging Face folder, streaming within --max-memory',
+    )
+    .argument(
+      '[recipe]',
+      'the recipe (mergekit YAML: merge_method, base_model, models, parameters, dtype, ...)',
+    )
     .argument('[out-dir]', 'the output folder (must not exist, or be empty)')
     .option('--validate', 'plan and check everything without reading weights; print the plan and exit')
     .option('--list-methods', 'print every merge method with its parameters and defaults')
     .option('--max-memory <size>', 'bound on tensor buffers, e.g. 2GB (default: half of RAM)')
-    .option('--threads <n>', `worker threads for element-wise blocks of 1M+ elements (default 1; up to ${defaultThreads()} here)`)
+    .option(
+      '--threads <n>',
+      `worker threads for element-wise blocks of 1M+ elements (default 1; up to ${defaultThreads()} here)`,
+    )
     .option('--out-shard-size <size>', 'shard size of the output', '5GB')
-    .addOption(new Option('--non-finite <policy>', 'NaN/Inf in an input').choices(['error', 'warn']).default('error'))
+    .addOption(
+      new Option('--non-finite <policy>', 'NaN/Inf in an input').choices(['error', 'warn']).default('error'),
+    )
     .option('--no-progress', 'no progress bar or progress lines')
-    .option('--task <model>', 'emr: write that task\'s model as a plain HF folder (the first argument may be an emr output folder)')
+    .option(
+      '--task <model>',
+      "emr: write that task's model as a plain HF folder (the first argument may be an emr output folder)",
+    )
     .action(async (recipe: string | undefined, outDir: string | undefined, options: MergeCommandOptions) => {
       const code = await runMergeCommand(recipe, outDir, options, {
         out: (line) => console.log(line),
