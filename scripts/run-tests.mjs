@@ -60,8 +60,14 @@ process.exit(exitCode);
 function printCounts(reportPath) {
   try {
     const r = readJson(reportPath);
+    // A file whose setup failed has no failed test, only skipped ones: count it as a failure.
+    const brokenFiles = r.testResults.filter(
+      (file) => file.status === 'failed' && !file.assertionResults.some((t) => t.status === 'failed'),
+    ).length;
+    const failed = r.numFailedTests + brokenFiles;
     const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`\ntests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+    console.log(`\ntests: ${r.numPassedTests} passed, ${failed} failed, ${skipped} skipped`);
+    if (brokenFiles > 0) console.log(`(${brokenFiles} test files failed outside any test, e.g. in setup)`);
   } catch {
     console.log('\ntests: no report was written (vitest did not finish)');
   }
