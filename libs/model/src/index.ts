@@ -1,2 +1,52 @@
-// HF config to architecture, ONNX graph builder, inference-path runtime, tokenizers. The public API of @hm3/model; empty until its issue lands.
-export {};
+// HF config to architecture, ONNX graph builder, inference-path runtime, tokenizers. The public API of @hm3/model.
+export {
+  readModelConfig,
+  parseModelConfig,
+  layerGraphKey,
+  type LlamaArchitecture,
+  type LlamaFamily,
+} from './config.js';
+export {
+  UnsupportedArchitectureError,
+  InvalidModelConfigError,
+  ModelConfigNotFoundError,
+  MissingTokenizerError,
+  InvalidPathError,
+  InvalidModelInputError,
+  DeviceUnavailableError,
+  type InvalidPathRule,
+} from './errors.js';
+export { GraphBuilder, OPSET, IR_VERSION } from './onnx-graph.js';
+export {
+  buildEmbeddingGraph,
+  buildDecoderLayerGraph,
+  buildHeadGraph,
+  buildMonolithicGraph,
+  layerTensorSpecs,
+  ropeFrequencies,
+  type LayerTensorSpec,
+  type LayerRole,
+  type ModelWeights,
+} from './llama-graph.js';
+export { ownPath, validatePath, type InferencePath, type PathStep, type Affine } from './inference-path.js';
+export type { CausalLM, ForwardBatch, KvCache } from './causal-lm.js';
+export {
+  ModelRuntime,
+  PathModel,
+  MonolithicModel,
+  applyAffine,
+  type Device,
+  type RuntimeOptions,
+} from './runtime.js';
+export { WeightStore, type ModelSource } from './weights.js';
+export {
+  sequenceLogits,
+  loglikelihood,
+  generateGreedy,
+  attentionBias,
+  DEFAULT_BATCH_SIZE,
+  type LoglikelihoodRequest,
+  type LoglikelihoodResult,
+  type GenerateOptions,
+} from './inference.js';
+export { loadTokenizer, type TextTokenizer } from './tokenizer.js';

@@ -1,0 +1,65 @@
+import { onnx } from '@hm3/proto';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { rmsNorm, ropeFrequencies } from './llama-graph.js';
+import { GraphBuilder, IR_VERSION, OPSET } from './onnx-graph.js';
+
+describe('GraphBuilder', () => {
+  it('encodes a ModelProto that decodes back and runs on onnxruntime', async () => {
+    const g = new GraphBuilder('affine');
+    const x = g.input('x', 'float32', ['batch', 3]);
+    g.output(
+      g.op('Add', [g.op('Mul', [x, g.constF32([1, 2, 3], [3])]), g.constF32([10, 20, 30], [3])]),
+      'y',
+      'float32',
+      ['batch', 3],
+    );
+    const bytes = g.encode();
+    const decoded = onnx.ModelProto.decode(bytes);
+    expect(decoded.irVersion).toBe(BigInt(IR_VERSION));
+    expect(decoded.opsetImport[0]?.version).toBe(BigInt(OPSET));
+    expect(decoded.graph?.node.map((n) => n.opType)).toEqual(['Mul', 'Add', 'Identity']);
+    const session = await InferenceSession.create(bytes);
+    const out = await session.run({
+      x: new Tensor('float32', Float32Array.from([1, 1, 1, 2, 2, 2]), [2, 3]),
+    });
+    expect(Array.from(out['y']!.data as Float32Array)).toEqual([11, 22, 33, 12, 24, 36]);
+    await session.release();
+  });
+
+  it('refuses a value name used twice', () => {
+    const g = new GraphBuilder('dup');
+    g.input('x', 'float32', [1]);
+    expect(() => g.input('x', 'float32', [1])).toThrow(/used twice/);
+  });
+
+  it('builds an RMSNorm that matches the formula', async () => {
+    const g = new GraphBuilder('rms');
+    const x = g.input('x', 'float32', [2, 4]);
+    const w = g.input('w', 'float32', [4]);
+    g.output(rmsNorm(g, x, w, 1e-5), 'y', 'float32', [2, 4]);
+    const session = await InferenceSession.create(g.encode());
+    const xs = [1, -2, 3, 0.5, 0, 0, 0, 4];
+    const ws = [1, 2, 0.5, -1];
+    const y = (
+      await session.run({
+        x: new Tensor('float32', Float32Array.from(xs), [2, 4]),
+        w: new Tensor('float32', Float32Array.from(ws), [4]),
+      })
+    )['y']!.data as Float32Array;
+    for (let r = 0; r < 2; r++) {
+      const row = xs.slice(r * 4, r * 4 + 4);
+      const inv = 1 / Math.sqrt(row.reduce((s, v) => s + v * v, 0) / 4 + 1e-5);
+      row.forEach((v, i) => expect(y[r * 4 + i]).toBeCloseTo(ws[i]! * v * inv, 5));
+    }
+    await session.release();
+  });
+
+  it('computes RoPE frequencies 1/theta^(2i/D), duplicated over the two halves', () => {
+    const f = ropeFrequencies(8, 10000);
+    expect(f[0]).toBe(1);
+    expect(f[1]).toBeCloseTo(1 / Math.pow(10000, 2 / 8), 7);
+    expect(f[4]).toBe(f[0]);
+    expect(f[7]).toBe(f[3]);
+  });
+});

@@ -1,0 +1,222 @@
+/**
+ * `npm run bench -- runtime`: tokens/s of @hm3/model (onnxruntime-node, CPU, the inference-path
+ * runner on the model's own path) against transformers (PyTorch fp32, CPU) in the same run, same
+ * machine, same threads, same prompts: greedy generation (KV cache) and teacher-forced scoring, at
+ * batch 1 and 32. Model: the zoo base (tools/fixtures/zoo/base), or --model DIR.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import {
+  ModelRuntime,
+  generateGreedy,
+  ownPath,
+  readModelConfig,
+  sequenceLogits,
+  type CausalLM,
+} from '@hm3/model';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, '../../..');
+
+interface RuntimeBenchConfig {
+  model: string;
+  batches: number[];
+  promptLength: number;
+  newTokens: number;
+  repeats: number;
+  threads: number;
+  torch: boolean;
+}
+
+interface CaseResult {
+  batch: number;
+  ours: { generateTokensPerS: number; scoreTokensPerS: number };
+  torch?: { generateTokensPerS: number; scoreTokensPerS: number };
+}
+
+function parseRuntimeArgs(args: readonly string[]): RuntimeBenchConfig {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      model: { type: 'string', default: join(repo, 'tools/fixtures/zoo/base') },
+      batches: { type: 'string', default: '1,32' },
+      'prompt-length': { type: 'string', default: '32' },
+      'new-tokens': { type: 'string', default: '32' },
+      repeats: { type: 'string', default: '3' },
+      threads: { type: 'string', default: String(os.availableParallelism()) },
+      'no-torch': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const positive = (name: string, v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+    return n;
+  };
+  if (!existsSync(join(values.model, 'config.json')))
+    throw new Error(`--model ${values.model}: no config.json (train the zoo, or pass an HF folder)`);
+  return {
+    model: values.model,
+    batches: values.batches.split(',').map((b) => positive('batches', b)),
+    promptLength: positive('prompt-length', values['prompt-length']),
+    newTokens: positive('new-tokens', values['new-tokens']),
+    repeats: positive('repeats', values.repeats),
+    threads: positive('threads', values.threads),
+    torch: !values['no-torch'],
+  };
+}
+
+/** Seeded prompts (an LCG) of equal length over ids [4, vocab). */
+function prompts(count: number, length: number, vocab: number, seed: number): number[][] {
+  let s = seed >>> 0;
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+  return Array.from({ length: count }, () =>
+    Array.from({ length }, () => 4 + Math.floor(next() * (vocab - 4))),
+  );
+}
+
+async function median(repeats: number, fn: () => Promise<unknown>): Promise<number> {
+  await fn(); // warm-up
+  const runs: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t = performance.now();
+    await fn();
+    runs.push((performance.now() - t) / 1000);
+  }
+  runs.sort((a, b) => a - b);
+  return runs[Math.floor(runs.length / 2)]!;
+}
+
+const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function runRuntimeBench(
+  config: RuntimeBenchConfig,
+  log: (line: string) => void = console.log,
+): Promise<{ arch: unknown; cases: CaseResult[]; torchVersion?: string }> {
+  const arch = await readModelConfig(config.model);
+  const cases = config.batches.map((batch, i) => ({
+    batch,
+    prompts: prompts(batch, config.promptLength, arch.vocabSize, 100 + i),
+  }));
+  let torchOut:
+    { torch: string; cases: { batch: number; generate_s: number[]; score_s: number[] }[] } | undefined;
+  if (config.torch) {
+    log('running PyTorch (transformers) ...');
+    const work = mkdtempSync(join(os.tmpdir(), 'hm3-runtime-bench-'));
+    try {
+      writeFileSync(
+        join(work, 'spec.json'),
+        JSON.stringify({
+          model: config.model,
+          threads: config.threads,
+          repeats: config.repeats,
+          new_tokens: config.newTokens,
+          cases,
+        }),
+      );
+      const venv = execFileSync(join(repo, 'tools/python/ensure-venv.sh'), { encoding: 'utf8' }).trim();
+      await promisify(execFile)(
+        join(venv, 'bin/python'),
+        [
+          join(repo, 'tools/conformance/model/runtime_bench.py'),
+          join(work, 'spec.json'),
+          join(work, 'out.json'),
+        ],
+        { maxBuffer: 1 << 24 },
+      );
+      torchOut = JSON.parse(readFileSync(join(work, 'out.json'), 'utf8')) as typeof torchOut;
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  log('running @hm3/model (onnxruntime-node) ...');
+  const runtime = new ModelRuntime({ intraOpThreads: config.threads });
+  try {
+    const model: CausalLM = await runtime.path(ownPath(config.model, arch.numLayers));
+    const results: CaseResult[] = [];
+    for (const c of cases) {
+      const gen = await median(config.repeats, () =>
+        generateGreedy(model, c.prompts, {
+          maxNewTokens: config.newTokens,
+          eosTokenIds: [],
+          batchSize: c.batch,
+        }),
+      );
+      const score = await median(config.repeats, () => sequenceLogits(model, c.prompts, c.batch));
+      const t = torchOut?.cases.find((x) => x.batch === c.batch);
+      results.push({
+        batch: c.batch,
+        ours: {
+          generateTokensPerS: (c.batch * config.newTokens) / gen,
+          scoreTokensPerS: (c.batch * config.promptLength) / score,
+        },
+        ...(t
+          ? {
+              torch: {
+                generateTokensPerS: (c.batch * config.newTokens) / mid(t.generate_s),
+                scoreTokensPerS: (c.batch * config.promptLength) / mid(t.score_s),
+              },
+            }
+          : {}),
+      });
+    }
+    return { arch, cases: results, ...(torchOut ? { torchVersion: torchOut.torch } : {}) };
+  } finally {
+    await runtime.close();
+  }
+}
+
+function formatTable(config: RuntimeBenchConfig, cases: CaseResult[]): string {
+  const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(0));
+  const lines = [
+    '| batch | generate ours tok/s | generate PyTorch tok/s | score ours tok/s | score PyTorch tok/s |',
+    '|---|---|---|---|---|',
+  ];
+  for (const c of cases)
+    lines.push(
+      `| ${c.batch} | ${f(c.ours.generateTokensPerS)} | ${f(c.torch?.generateTokensPerS)} | ${f(c.ours.scoreTokensPerS)} | ${f(c.torch?.scoreTokensPerS)} |`,
+    );
+  lines.push(
+    '',
+    `prompt length ${config.promptLength}, ${config.newTokens} new tokens, ${config.threads} threads, median of ${config.repeats} after a warm-up`,
+  );
+  return lines.join('\n');
+}
+
+/** The `runtime` bench command: prints the table, writes results JSON; exit 1 when ours is slower than PyTorch anywhere. */
+export async function runtimeBenchCommand(args: readonly string[]): Promise<number> {
+  const config = parseRuntimeArgs(args);
+  const started = new Date();
+  const result = await runRuntimeBench(config);
+  console.log(`\n@hm3/model vs transformers on ${config.model}\n`);
+  console.log(formatTable(config, result.cases));
+  const resultsDir = join(here, '../results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `runtime-${started.toISOString().slice(0, 10)}-t${config.threads}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        startedAt: started.toISOString(),
+        node: process.version,
+        cpus: os.cpus()[0]?.model,
+        config,
+        ...result,
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`\nresults: ${file}`);
+  const slower = result.cases.filter(
+    (c) =>
+      c.torch &&
+      (c.ours.generateTokensPerS < c.torch.generateTokensPerS ||
+        c.ours.scoreTokensPerS < c.torch.scoreTokensPerS),
+  );
+  return slower.length === 0 ? 0 : 1;
+}
