@@ -1,5 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  test: { name: '@hm3/evaluation', include: ['src/**/*.test.ts', 'test/**/*.test.ts'], passWithNoTests: true },
+  test: {
+    name: '@hm3/evaluation',
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    passWithNoTests: true,
+  },
 });

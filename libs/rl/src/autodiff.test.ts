@@ -1,7 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import {
-  add, addScalar, backward, clamp, concatCols, concatRows, div, exp, gatherRows, gaussianEntropy, gaussianLogProb, log, matmul,
-  maximum, mean, minimum, mul, neg, noGrad, relu, scale, sigmoid, sliceCols, softplus, square, sub, sum, sumCols, sumRows, tanh,
+  add,
+  addScalar,
+  backward,
+  clamp,
+  concatCols,
+  concatRows,
+  div,
+  exp,
+  gatherRows,
+  gaussianEntropy,
+  gaussianLogProb,
+  log,
+  matmul,
+  maximum,
+  mean,
+  minimum,
+  mul,
+  neg,
+  noGrad,
+  relu,
+  scale,
+  sigmoid,
+  sliceCols,
+  softplus,
+  square,
+  sub,
+  sum,
+  sumCols,
+  sumRows,
+  tanh,
   tensor,
 } from './autodiff.js';
 import type { Tensor } from './autodiff.js';
@@ -10,7 +38,12 @@ import { Rng } from './random.js';
 const rng = new Rng(7);
 
 function rand(rows: number, cols: number, lo = -1, hi = 1): Tensor {
-  return tensor(Array.from({ length: rows * cols }, () => lo + (hi - lo) * rng.uniform()), rows, cols, true);
+  return tensor(
+    Array.from({ length: rows * cols }, () => lo + (hi - lo) * rng.uniform()),
+    rows,
+    cols,
+    true,
+  );
 }
 
 /** Max over inputs of ||analytic - numeric|| / max(||analytic||, ||numeric||): central differences in f64. */
@@ -82,9 +115,17 @@ const cases: [string, Tensor[], (...xs: Tensor[]) => Tensor][] = [
   ['concatCols', [rand(3, 2), rand(3, 4), rand(3, 1)], (a, b, c) => concatCols([a!, b!, c!])],
   ['concatRows', [rand(2, 3), rand(1, 3), rand(4, 3)], (a, b, c) => concatRows([a!, b!, c!])],
   ['sliceCols', [rand(3, 6)], (a) => sliceCols(a!, 2, 5)],
-  ['gaussianLogProb', [rand(4, 3), rand(4, 3), rand(1, 3, -1, 0.5)], (x, m, s) => gaussianLogProb(x!, m!, s!)],
+  [
+    'gaussianLogProb',
+    [rand(4, 3), rand(4, 3), rand(1, 3, -1, 0.5)],
+    (x, m, s) => gaussianLogProb(x!, m!, s!),
+  ],
   ['gaussianEntropy', [rand(2, 3)], (s) => gaussianEntropy(s!)],
-  ['composite (GRU-like gate)', [rand(3, 4), rand(4, 4), rand(1, 4)], (x, w, b) => mul(sigmoid(add(matmul(x!, w!), b!)), tanh(x!))],
+  [
+    'composite (GRU-like gate)',
+    [rand(3, 4), rand(4, 4), rand(1, 4)],
+    (x, w, b) => mul(sigmoid(add(matmul(x!, w!), b!)), tanh(x!)),
+  ],
 ];
 
 describe('autodiff gradients against central finite differences (f64)', () => {

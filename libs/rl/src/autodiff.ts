@@ -17,7 +17,10 @@ export class Tensor {
     readonly backwardFn: ((out: Tensor) => void) | null = null,
   ) {
     if (data.length !== rows * cols) {
-      throw new InvalidArgumentError(`tensor data has ${data.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { field: 'shape' });
+      throw new InvalidArgumentError(
+        `tensor data has ${data.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`,
+        { field: 'shape' },
+      );
     }
   }
 
@@ -73,15 +76,28 @@ export function param(rows: number, cols: number, init: (i: number) => number): 
   return new Tensor(d, rows, cols, true);
 }
 
-function result(data: Float64Array, rows: number, cols: number, parents: Tensor[], backwardFn: (out: Tensor) => void): Tensor {
+function result(
+  data: Float64Array,
+  rows: number,
+  cols: number,
+  parents: Tensor[],
+  backwardFn: (out: Tensor) => void,
+): Tensor {
   const needs = gradEnabled && parents.some((p) => p.requiresGrad);
   return needs ? new Tensor(data, rows, cols, true, parents, backwardFn) : new Tensor(data, rows, cols);
 }
 
 /** Back-propagates from `out` (a 1x1 loss unless `seed` gives d loss / d out). */
 export function backward(out: Tensor, seed?: Float64Array): void {
-  if (!out.requiresGrad) throw new InvalidArgumentError('backward() on a tensor that does not depend on any parameter', { field: 'out' });
-  if (seed === undefined && out.size !== 1) throw new InvalidArgumentError(`backward() needs a seed for a non-scalar output [${out.rows}, ${out.cols}]`, { field: 'seed' });
+  if (!out.requiresGrad)
+    throw new InvalidArgumentError('backward() on a tensor that does not depend on any parameter', {
+      field: 'out',
+    });
+  if (seed === undefined && out.size !== 1)
+    throw new InvalidArgumentError(
+      `backward() needs a seed for a non-scalar output [${out.rows}, ${out.cols}]`,
+      { field: 'seed' },
+    );
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
   const stack: { t: Tensor; i: number }[] = [{ t: out, i: 0 }];
@@ -175,7 +191,10 @@ function rowBinary(a: Tensor, b: Tensor, op: 0 | 1 | 2): Tensor {
     const go = o.grad as Float64Array;
     if (a.requiresGrad) {
       const ga = a.gradBuffer();
-      for (let i = 0; i < n; i++) ga[i] = (ga[i] as number) + (op === 2 ? (go[i] as number) * (bd[rowB ? i % cols : i] as number) : (go[i] as number));
+      for (let i = 0; i < n; i++)
+        ga[i] =
+          (ga[i] as number) +
+          (op === 2 ? (go[i] as number) * (bd[rowB ? i % cols : i] as number) : (go[i] as number));
     }
     if (b.requiresGrad) {
       const gb = b.gradBuffer();
@@ -192,15 +211,61 @@ function fastShape(a: Tensor, b: Tensor): boolean {
   return b.cols === a.cols && (b.rows === a.rows || b.rows === 1);
 }
 
-export const add = (a: Tensor, b: Tensor): Tensor => (fastShape(a, b) ? rowBinary(a, b, 0) : binary(a, b, (x, y) => x + y, () => 1, () => 1));
-export const sub = (a: Tensor, b: Tensor): Tensor => (fastShape(a, b) ? rowBinary(a, b, 1) : binary(a, b, (x, y) => x - y, () => 1, () => -1));
-export const mul = (a: Tensor, b: Tensor): Tensor => (fastShape(a, b) ? rowBinary(a, b, 2) : binary(a, b, (x, y) => x * y, (_x, y) => y, (x) => x));
-export const div = (a: Tensor, b: Tensor): Tensor => binary(a, b, (x, y) => x / y, (_x, y) => 1 / y, (x, y) => -x / (y * y));
+export const add = (a: Tensor, b: Tensor): Tensor =>
+  fastShape(a, b)
+    ? rowBinary(a, b, 0)
+    : binary(
+        a,
+        b,
+        (x, y) => x + y,
+        () => 1,
+        () => 1,
+      );
+export const sub = (a: Tensor, b: Tensor): Tensor =>
+  fastShape(a, b)
+    ? rowBinary(a, b, 1)
+    : binary(
+        a,
+        b,
+        (x, y) => x - y,
+        () => 1,
+        () => -1,
+      );
+export const mul = (a: Tensor, b: Tensor): Tensor =>
+  fastShape(a, b)
+    ? rowBinary(a, b, 2)
+    : binary(
+        a,
+        b,
+        (x, y) => x * y,
+        (_x, y) => y,
+        (x) => x,
+      );
+export const div = (a: Tensor, b: Tensor): Tensor =>
+  binary(
+    a,
+    b,
+    (x, y) => x / y,
+    (_x, y) => 1 / y,
+    (x, y) => -x / (y * y),
+  );
 /** Element-wise minimum; the gradient goes to the smaller operand (to `a` on ties). */
 export const minimum = (a: Tensor, b: Tensor): Tensor =>
-  binary(a, b, (x, y) => Math.min(x, y), (x, y) => (x <= y ? 1 : 0), (x, y) => (x <= y ? 0 : 1));
+  binary(
+    a,
+    b,
+    (x, y) => Math.min(x, y),
+    (x, y) => (x <= y ? 1 : 0),
+    (x, y) => (x <= y ? 0 : 1),
+  );
 export const maximum = (a: Tensor, b: Tensor): Tensor =>
-  binary(a, b, (x, y) => Math.max(x, y), (x, y) => (x >= y ? 1 : 0), (x, y) => (x >= y ? 0 : 1));
+  binary(
+    a,
+    b,
+    (x, y) => Math.max(x, y),
+    (x, y) => (x >= y ? 1 : 0),
+    (x, y) => (x >= y ? 0 : 1),
+  );
 
 // ---------------------------------------------------------------- element-wise unary ops
 
@@ -215,14 +280,35 @@ function unary(a: Tensor, f: Unary, dfdx: UnaryGrad): Tensor {
   return result(out, a.rows, a.cols, [a], (o) => {
     const go = o.grad as Float64Array;
     const ga = a.gradBuffer();
-    for (let i = 0; i < n; i++) ga[i] = (ga[i] as number) + (go[i] as number) * dfdx(ad[i] as number, out[i] as number);
+    for (let i = 0; i < n; i++)
+      ga[i] = (ga[i] as number) + (go[i] as number) * dfdx(ad[i] as number, out[i] as number);
   });
 }
 
-export const neg = (a: Tensor): Tensor => unary(a, (x) => -x, () => -1);
-export const scale = (a: Tensor, c: number): Tensor => unary(a, (x) => c * x, () => c);
-export const addScalar = (a: Tensor, c: number): Tensor => unary(a, (x) => x + c, () => 1);
-export const square = (a: Tensor): Tensor => unary(a, (x) => x * x, (x) => 2 * x);
+export const neg = (a: Tensor): Tensor =>
+  unary(
+    a,
+    (x) => -x,
+    () => -1,
+  );
+export const scale = (a: Tensor, c: number): Tensor =>
+  unary(
+    a,
+    (x) => c * x,
+    () => c,
+  );
+export const addScalar = (a: Tensor, c: number): Tensor =>
+  unary(
+    a,
+    (x) => x + c,
+    () => 1,
+  );
+export const square = (a: Tensor): Tensor =>
+  unary(
+    a,
+    (x) => x * x,
+    (x) => 2 * x,
+  );
 export function tanh(a: Tensor): Tensor {
   const n = a.size;
   const out = new Float64Array(n);
@@ -252,12 +338,21 @@ export function sigmoid(a: Tensor): Tensor {
 }
 export const exp = (a: Tensor): Tensor => unary(a, Math.exp, (_x, y) => y);
 export const log = (a: Tensor): Tensor => unary(a, Math.log, (x) => 1 / x);
-export const relu = (a: Tensor): Tensor => unary(a, (x) => (x > 0 ? x : 0), (x) => (x > 0 ? 1 : 0));
+export const relu = (a: Tensor): Tensor =>
+  unary(
+    a,
+    (x) => (x > 0 ? x : 0),
+    (x) => (x > 0 ? 1 : 0),
+  );
 /** log(1 + e^x), computed stably. */
 export const softplus = (a: Tensor): Tensor => unary(a, softplusScalar, (x) => sigmoidScalar(x));
 /** Clamps into [lo, hi]; zero gradient outside (as torch.clamp). */
 export const clamp = (a: Tensor, lo: number, hi: number): Tensor =>
-  unary(a, (x) => Math.min(hi, Math.max(lo, x)), (x) => (x >= lo && x <= hi ? 1 : 0));
+  unary(
+    a,
+    (x) => Math.min(hi, Math.max(lo, x)),
+    (x) => (x >= lo && x <= hi ? 1 : 0),
+  );
 
 export function sigmoidScalar(x: number): number {
   if (x >= 0) return 1 / (1 + Math.exp(-x));
@@ -273,7 +368,10 @@ export function softplusScalar(x: number): number {
 
 /** [n, k] x [k, m] -> [n, m]. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  if (a.cols !== b.rows) throw new InvalidArgumentError(`matmul: [${a.rows}, ${a.cols}] x [${b.rows}, ${b.cols}]`, { field: 'shape' });
+  if (a.cols !== b.rows)
+    throw new InvalidArgumentError(`matmul: [${a.rows}, ${a.cols}] x [${b.rows}, ${b.cols}]`, {
+      field: 'shape',
+    });
   const n = a.rows;
   const k = a.cols;
   const m = b.cols;
@@ -348,18 +446,23 @@ export function sumCols(a: Tensor): Tensor {
   return result(out, a.rows, 1, [a], (o) => {
     const go = o.grad as Float64Array;
     const ga = a.gradBuffer();
-    for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) ga[i * a.cols + j] = (ga[i * a.cols + j] as number) + (go[i] as number);
+    for (let i = 0; i < a.rows; i++)
+      for (let j = 0; j < a.cols; j++)
+        ga[i * a.cols + j] = (ga[i * a.cols + j] as number) + (go[i] as number);
   });
 }
 
 /** Sum over rows: [r, c] -> [1, c]. */
 export function sumRows(a: Tensor): Tensor {
   const out = new Float64Array(a.cols);
-  for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) out[j] = (out[j] as number) + (a.data[i * a.cols + j] as number);
+  for (let i = 0; i < a.rows; i++)
+    for (let j = 0; j < a.cols; j++) out[j] = (out[j] as number) + (a.data[i * a.cols + j] as number);
   return result(out, 1, a.cols, [a], (o) => {
     const go = o.grad as Float64Array;
     const ga = a.gradBuffer();
-    for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) ga[i * a.cols + j] = (ga[i * a.cols + j] as number) + (go[j] as number);
+    for (let i = 0; i < a.rows; i++)
+      for (let j = 0; j < a.cols; j++)
+        ga[i * a.cols + j] = (ga[i * a.cols + j] as number) + (go[j] as number);
   });
 }
 
@@ -372,7 +475,8 @@ export function gatherRows(table: Tensor, index: ArrayLike<number>): Tensor {
   const out = new Float64Array(n * c);
   for (let i = 0; i < n; i++) {
     const r = index[i] as number;
-    if (!Number.isInteger(r) || r < 0 || r >= table.rows) throw new InvalidArgumentError(`gatherRows: index ${r} outside [0, ${table.rows})`, { field: 'index' });
+    if (!Number.isInteger(r) || r < 0 || r >= table.rows)
+      throw new InvalidArgumentError(`gatherRows: index ${r} outside [0, ${table.rows})`, { field: 'index' });
     out.set(table.data.subarray(r * c, r * c + c), i * c);
   }
   return result(out, n, c, [table], (o) => {
@@ -392,7 +496,8 @@ export function concatCols(parts: readonly Tensor[]): Tensor {
   const rows = first.rows;
   let cols = 0;
   for (const p of parts) {
-    if (p.rows !== rows) throw new InvalidArgumentError(`concatCols: ${p.rows} rows vs ${rows}`, { field: 'shape' });
+    if (p.rows !== rows)
+      throw new InvalidArgumentError(`concatCols: ${p.rows} rows vs ${rows}`, { field: 'shape' });
     cols += p.cols;
   }
   const out = new Float64Array(rows * cols);
@@ -407,7 +512,9 @@ export function concatCols(parts: readonly Tensor[]): Tensor {
     for (const p of parts) {
       if (p.requiresGrad) {
         const gp = p.gradBuffer();
-        for (let i = 0; i < rows; i++) for (let j = 0; j < p.cols; j++) gp[i * p.cols + j] = (gp[i * p.cols + j] as number) + (go[i * cols + c0 + j] as number);
+        for (let i = 0; i < rows; i++)
+          for (let j = 0; j < p.cols; j++)
+            gp[i * p.cols + j] = (gp[i * p.cols + j] as number) + (go[i * cols + c0 + j] as number);
       }
       c0 += p.cols;
     }
@@ -421,7 +528,8 @@ export function concatRows(parts: readonly Tensor[]): Tensor {
   const cols = first.cols;
   let rows = 0;
   for (const p of parts) {
-    if (p.cols !== cols) throw new InvalidArgumentError(`concatRows: ${p.cols} cols vs ${cols}`, { field: 'shape' });
+    if (p.cols !== cols)
+      throw new InvalidArgumentError(`concatRows: ${p.cols} cols vs ${cols}`, { field: 'shape' });
     rows += p.rows;
   }
   const out = new Float64Array(rows * cols);
@@ -445,14 +553,17 @@ export function concatRows(parts: readonly Tensor[]): Tensor {
 
 /** Columns [start, end) -> [rows, end - start]. */
 export function sliceCols(a: Tensor, start: number, end: number): Tensor {
-  if (!(start >= 0 && end <= a.cols && start < end)) throw new InvalidArgumentError(`sliceCols [${start}, ${end}) of ${a.cols} columns`, { field: 'range' });
+  if (!(start >= 0 && end <= a.cols && start < end))
+    throw new InvalidArgumentError(`sliceCols [${start}, ${end}) of ${a.cols} columns`, { field: 'range' });
   const w = end - start;
   const out = new Float64Array(a.rows * w);
   for (let i = 0; i < a.rows; i++) out.set(a.data.subarray(i * a.cols + start, i * a.cols + end), i * w);
   return result(out, a.rows, w, [a], (o) => {
     const go = o.grad as Float64Array;
     const ga = a.gradBuffer();
-    for (let i = 0; i < a.rows; i++) for (let j = 0; j < w; j++) ga[i * a.cols + start + j] = (ga[i * a.cols + start + j] as number) + (go[i * w + j] as number);
+    for (let i = 0; i < a.rows; i++)
+      for (let j = 0; j < w; j++)
+        ga[i * a.cols + start + j] = (ga[i * a.cols + start + j] as number) + (go[i * w + j] as number);
   });
 }
 

@@ -17,4 +17,10 @@ export { matchFraction, samePath, TargetPathEnvironment, trainPolicy } from './t
 export type { PathEnvironment, TrainOptions, TrainProgress } from './trainer.js';
 export { loadPolicy, savePolicy } from './policy-io.js';
 export { runAmortisedExperiment, runTargetExperiment, syntheticPool } from './synthetic.js';
-export type { AmortisedExperimentOptions, AmortisedExperimentResult, CurvePoint, TargetExperimentOptions, TargetExperimentResult } from './synthetic.js';
+export type {
+  AmortisedExperimentOptions,
+  AmortisedExperimentResult,
+  CurvePoint,
+  TargetExperimentOptions,
+  TargetExperimentResult,
+} from './synthetic.js';

@@ -29,14 +29,16 @@ export function layerWeightFeatures(tensors: readonly ArrayLike<number>[]): numb
   for (const t of tensors) {
     for (let i = 0; i < t.length; i++) {
       const v = t[i] as number;
-      if (!Number.isFinite(v)) throw new InvalidArgumentError('layer weight is not finite', { field: 'layerWeights', index: i });
+      if (!Number.isFinite(v))
+        throw new InvalidArgumentError('layer weight is not finite', { field: 'layerWeights', index: i });
       sq += v * v;
       abs += Math.abs(v);
       if (Math.abs(v) > max) max = Math.abs(v);
     }
     n += t.length;
   }
-  if (n === 0) throw new InvalidArgumentError('a layer without weights has no features', { field: 'layerWeights' });
+  if (n === 0)
+    throw new InvalidArgumentError('a layer without weights has no features', { field: 'layerWeights' });
   return [Math.log1p(Math.sqrt(sq)), Math.log1p(abs / n), Math.log1p(max)];
 }
 
@@ -64,15 +66,26 @@ export class LayerPool {
     let maxLayers = 0;
     models.forEach((m, i) => {
       if (!Number.isSafeInteger(m.layers) || m.layers <= 0) {
-        throw new InvalidArgumentError(`pool model ${i} (${m.id}) has ${m.layers} layers; need at least 1`, { field: `pool[${i}].layers` });
+        throw new InvalidArgumentError(`pool model ${i} (${m.id}) has ${m.layers} layers; need at least 1`, {
+          field: `pool[${i}].layers`,
+        });
       }
       const feats = m.layerFeatures;
-      if ((feats === undefined) !== (featureDim === 0) || (feats !== undefined && feats.length !== m.layers)) {
-        throw new InvalidArgumentError(`pool model ${i} (${m.id}): need ${featureDim > 0 ? `${m.layers} feature rows` : 'no features'} like model 0`, { field: `pool[${i}].layerFeatures` });
+      if (
+        (feats === undefined) !== (featureDim === 0) ||
+        (feats !== undefined && feats.length !== m.layers)
+      ) {
+        throw new InvalidArgumentError(
+          `pool model ${i} (${m.id}): need ${featureDim > 0 ? `${m.layers} feature rows` : 'no features'} like model 0`,
+          { field: `pool[${i}].layerFeatures` },
+        );
       }
       feats?.forEach((row, l) => {
         if (row.length !== featureDim || !row.every(Number.isFinite)) {
-          throw new InvalidArgumentError(`pool model ${i} layer ${l}: features must be ${featureDim} finite numbers`, { field: `pool[${i}].layerFeatures[${l}]` });
+          throw new InvalidArgumentError(
+            `pool model ${i} layer ${l}: features must be ${featureDim} finite numbers`,
+            { field: `pool[${i}].layerFeatures[${l}]` },
+          );
         }
       });
       this.offsets.push(total);
@@ -104,14 +117,23 @@ export class LayerPool {
     for (let a = 0; a < total; a++) {
       this.embeddings[a * D + (this.actionModel[a] as number)] = 1;
       this.embeddings[a * D + P + (this.actionLayer[a] as number)] = 1;
-      for (let f = 0; f < featureDim; f++) this.embeddings[a * D + P + maxLayers + f] = 0.5 * (this.features[a * featureDim + f] as number);
+      for (let f = 0; f < featureDim; f++)
+        this.embeddings[a * D + P + maxLayers + f] = 0.5 * (this.features[a * featureDim + f] as number);
     }
   }
 
   actionOf(step: PathStep): number {
     const m = this.models[step.poolIndex];
-    if (m === undefined || !Number.isInteger(step.layerIndex) || step.layerIndex < 0 || step.layerIndex >= m.layers) {
-      throw new InvalidArgumentError(`no layer (${step.poolIndex}, ${step.layerIndex}) in the pool`, { field: 'path', step });
+    if (
+      m === undefined ||
+      !Number.isInteger(step.layerIndex) ||
+      step.layerIndex < 0 ||
+      step.layerIndex >= m.layers
+    ) {
+      throw new InvalidArgumentError(`no layer (${step.poolIndex}, ${step.layerIndex}) in the pool`, {
+        field: 'path',
+        step,
+      });
     }
     return (this.offsets[step.poolIndex] as number) + step.layerIndex;
   }

@@ -27,7 +27,13 @@ describe('GRU cell and Linear', () => {
     const gru = new GruCell(store, 'g', 3, 4);
     const head = new Linear(store, 'h', 4, 2);
     const rng = new Rng(3);
-    const xs = [0, 1, 2].map(() => tensor(Array.from({ length: 6 }, () => rng.normal()), 2, 3));
+    const xs = [0, 1, 2].map(() =>
+      tensor(
+        Array.from({ length: 6 }, () => rng.normal()),
+        2,
+        3,
+      ),
+    );
     const w = Array.from({ length: 4 }, () => rng.normal());
     const f = (): Tensor => {
       let h = tensor(new Float64Array(8), 2, 4);

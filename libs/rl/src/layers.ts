@@ -12,7 +12,8 @@ export class ParamStore {
 
   /** A new parameter initialised uniformly in [-bound, bound] (0 gives zeros). */
   create(name: string, rows: number, cols: number, bound: number): Tensor {
-    if (this.byName.has(name)) throw new InvalidArgumentError(`parameter ${name} is declared twice`, { field: name });
+    if (this.byName.has(name))
+      throw new InvalidArgumentError(`parameter ${name} is declared twice`, { field: name });
     const t = param(rows, cols, () => (bound === 0 ? 0 : (2 * this.rng.uniform() - 1) * bound));
     this.byName.set(name, t);
     return t;
@@ -33,8 +34,19 @@ export class Linear {
   readonly weight: Tensor; // [in, out]
   readonly bias: Tensor; // [1, out]
 
-  constructor(store: ParamStore, name: string, readonly inFeatures: number, readonly outFeatures: number, gain = 1) {
-    this.weight = store.create(`${name}.weight`, inFeatures, outFeatures, gain * Math.sqrt(6 / (inFeatures + outFeatures)));
+  constructor(
+    store: ParamStore,
+    name: string,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    gain = 1,
+  ) {
+    this.weight = store.create(
+      `${name}.weight`,
+      inFeatures,
+      outFeatures,
+      gain * Math.sqrt(6 / (inFeatures + outFeatures)),
+    );
     this.bias = store.create(`${name}.bias`, 1, outFeatures, 0);
   }
 
@@ -53,7 +65,12 @@ export class GruCell {
   readonly bi: Tensor; // [1, 3H]
   readonly bh: Tensor; // [1, 3H]
 
-  constructor(store: ParamStore, name: string, readonly inFeatures: number, readonly hidden: number) {
+  constructor(
+    store: ParamStore,
+    name: string,
+    readonly inFeatures: number,
+    readonly hidden: number,
+  ) {
     const bound = 1 / Math.sqrt(hidden);
     this.wi = store.create(`${name}.weight_ih`, inFeatures, 3 * hidden, bound);
     this.wh = store.create(`${name}.weight_hh`, hidden, 3 * hidden, bound);

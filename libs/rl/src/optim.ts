@@ -22,7 +22,8 @@ export class Adam {
     readonly params: readonly Tensor[],
     options: AdamOptions,
   ) {
-    if (!(options.lr > 0)) throw new InvalidArgumentError(`Adam learning rate must be > 0, got ${options.lr}`, { field: 'lr' });
+    if (!(options.lr > 0))
+      throw new InvalidArgumentError(`Adam learning rate must be > 0, got ${options.lr}`, { field: 'lr' });
     this.lr = options.lr;
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.999;
@@ -64,7 +65,8 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
   const norm = Math.sqrt(sq);
   if (norm > maxNorm && norm > 0) {
     const f = maxNorm / norm;
-    for (const p of params) if (p.grad !== null) for (let i = 0; i < p.grad.length; i++) p.grad[i] = (p.grad[i] as number) * f;
+    for (const p of params)
+      if (p.grad !== null) for (let i = 0; i < p.grad.length; i++) p.grad[i] = (p.grad[i] as number) * f;
   }
   return norm;
 }

@@ -6,8 +6,31 @@
  */
 import { InvalidArgumentError } from '@hm3/errors';
 import {
-  add, backward, clamp, concatCols, detach, concatRows, exp, gatherRows, gaussianEntropy, gaussianLogProb, mean, minimum, mul,
-  matmul, maximum, neg, noGrad, scale, sigmoidScalar, square, sub, tanh, Tensor, tensor, zeros,
+  add,
+  backward,
+  clamp,
+  concatCols,
+  detach,
+  concatRows,
+  exp,
+  gatherRows,
+  gaussianEntropy,
+  gaussianLogProb,
+  mean,
+  minimum,
+  mul,
+  matmul,
+  maximum,
+  neg,
+  noGrad,
+  scale,
+  sigmoidScalar,
+  square,
+  sub,
+  tanh,
+  Tensor,
+  tensor,
+  zeros,
 } from './autodiff.js';
 import { GruCell, Linear, ParamStore } from './layers.js';
 import type { LayerPool, PathStep } from './layer-pool.js';
@@ -86,8 +109,14 @@ export class PathPolicy {
     this.logStd = this.params.create('actor.log_std', 1, D, 0);
     this.logStd.data.fill(s.initLogStd);
     const isActor = (name: string): boolean => name.startsWith('actor.');
-    this.actorOptimizer = new Adam([...this.params.byName].filter(([n]) => isActor(n)).map(([, t]) => t), { lr: s.actorLr });
-    this.optimizer = new Adam([...this.params.byName].filter(([n]) => !isActor(n)).map(([, t]) => t), { lr: s.lr });
+    this.actorOptimizer = new Adam(
+      [...this.params.byName].filter(([n]) => isActor(n)).map(([, t]) => t),
+      { lr: s.actorLr },
+    );
+    this.optimizer = new Adam(
+      [...this.params.byName].filter(([n]) => !isActor(n)).map(([, t]) => t),
+      { lr: s.lr },
+    );
   }
 
   get tMax(): number {
@@ -116,7 +145,12 @@ export class PathPolicy {
     const pos = new Float64Array(B * P);
     for (let b = 0; b < B; b++) pos[b * P + t] = 1;
     const lastEmb = new Float64Array(B * D);
-    if (last !== null) for (let b = 0; b < B; b++) lastEmb.set(this.pool.embeddings.subarray((last[b] as number) * D, ((last[b] as number) + 1) * D), b * D);
+    if (last !== null)
+      for (let b = 0; b < B; b++)
+        lastEmb.set(
+          this.pool.embeddings.subarray((last[b] as number) * D, ((last[b] as number) + 1) * D),
+          b * D,
+        );
     const parts = [h, new Tensor(pos, B, P), new Tensor(lastEmb, B, D)];
     if (this.settings.amortised) parts.push(prefs);
     return concatCols(parts);
@@ -224,7 +258,10 @@ export class PathPolicy {
     const values = Array.from({ length: B }, () => new Float64Array(T));
     noGrad(() => {
       // x(a) Wi + bi for every action, once per call: a look-ahead step is then element-wise.
-      const giTable = add(matmul(this.stepInput(Array.from({ length: this.pool.size }, (_, a) => a)), this.gru.wi), this.gru.bi);
+      const giTable = add(
+        matmul(this.stepInput(Array.from({ length: this.pool.size }, (_, a) => a)), this.gru.wi),
+        this.gru.bi,
+      );
       let h = zeros(B, s.gruHidden);
       const prev = new Int32Array(B).fill(-1);
       const std = this.logStd.data.map(Math.exp);
@@ -247,7 +284,9 @@ export class PathPolicy {
           (values[b] as Float64Array)[t] = ct * (v.data[b] as number);
           (protos[b] as Float64Array).set(proto.subarray(b * D, (b + 1) * D), t * D);
         }
-        const cands = Array.from({ length: B }, (_, b) => this.nearestActions(proto, b * D, prev[b] as number));
+        const cands = Array.from({ length: B }, (_, b) =>
+          this.nearestActions(proto, b * D, prev[b] as number),
+        );
         const chosen = new Int32Array(B);
         // One-step look-ahead: the path value of S' for every candidate, batched.
         const rowsB: number[] = [];
@@ -259,7 +298,8 @@ export class PathPolicy {
         const pick: number[] = [];
         cands.forEach((c, b) => {
           let bestI = 0;
-          for (let i = 1; i < c.length; i++) if ((vc.data[k + i] as number) > (vc.data[k + bestI] as number)) bestI = i;
+          for (let i = 1; i < c.length; i++)
+            if ((vc.data[k + i] as number) > (vc.data[k + bestI] as number)) bestI = i;
           if (mode === 'explore' && this.rng.uniform() < s.epsilon) bestI = this.rng.int(c.length);
           chosen[b] = c[bestI] as number;
           pick.push(k + bestI);
@@ -275,7 +315,8 @@ export class PathPolicy {
             const e = this.pool.embeddings.subarray(a * D, (a + 1) * D);
             (protos[b] as Float64Array).set(e, t * D);
             let lp = -logStdSum - HALF_LOG_2PI * D;
-            for (let j = 0; j < D; j++) lp -= 0.5 * (((e[j] as number) - (mu.data[b * D + j] as number)) / (std[j] as number)) ** 2;
+            for (let j = 0; j < D; j++)
+              lp -= 0.5 * (((e[j] as number) - (mu.data[b * D + j] as number)) / (std[j] as number)) ** 2;
             (logProbs[b] as Float64Array)[t] = lp;
           }
         }
@@ -315,12 +356,19 @@ export class PathPolicy {
   /** PPO over `episodes` with their episode rewards: epochs x minibatches, Adam, gradient clipping. */
   update(episodes: readonly Episode[], rewards: readonly number[]): UpdateStats {
     const s = this.settings;
-    if (episodes.length === 0) throw new InvalidArgumentError('no episodes to learn from', { field: 'episodes' });
-    if (rewards.length !== episodes.length) throw new InvalidArgumentError(`${rewards.length} rewards for ${episodes.length} episodes`, { field: 'rewards' });
+    if (episodes.length === 0)
+      throw new InvalidArgumentError('no episodes to learn from', { field: 'episodes' });
+    if (rewards.length !== episodes.length)
+      throw new InvalidArgumentError(`${rewards.length} rewards for ${episodes.length} episodes`, {
+        field: 'rewards',
+      });
     rewards.forEach((r, i) => checkReward(r, `rewards[${i}]`));
     const T = s.tMax;
     for (const e of episodes) {
-      if (e.actions.length !== T) throw new InvalidArgumentError(`episode of length ${e.actions.length}, the policy has T_max ${T}`, { field: 'episodes' });
+      if (e.actions.length !== T)
+        throw new InvalidArgumentError(`episode of length ${e.actions.length}, the policy has T_max ${T}`, {
+          field: 'episodes',
+        });
     }
     const gae = episodes.map((e, i) => this.advantages(e, rewards[i] as number));
     let m = 0;
@@ -360,8 +408,14 @@ export class PathPolicy {
       episodes.forEach((e, i) => this.replay.push({ episode: e, reward: rewards[i] as number }));
       if (this.replay.length > s.replayEpisodes) this.replay.splice(0, this.replay.length - s.replayEpisodes);
       for (let k = 0; k < s.replayMinibatches; k++) {
-        const pick = Array.from({ length: Math.min(perBatch, this.replay.length) }, () => this.replay[this.rng.int(this.replay.length)] as { episode: Episode; reward: number });
-        const loss = this.replayValueLoss(pick.map((p) => p.episode), pick.map((p) => p.reward));
+        const pick = Array.from(
+          { length: Math.min(perBatch, this.replay.length) },
+          () => this.replay[this.rng.int(this.replay.length)] as { episode: Episode; reward: number },
+        );
+        const loss = this.replayValueLoss(
+          pick.map((p) => p.episode),
+          pick.map((p) => p.reward),
+        );
         this.optimizer.zeroGrad();
         backward(loss);
         clipGradNorm(this.optimizer.params, s.maxGradNorm);
@@ -379,7 +433,9 @@ export class PathPolicy {
     let h = zeros(E, this.settings.gruHidden);
     const vals: Tensor[] = [];
     for (let t = 0; t <= T; t++) {
-      vals.push(this.pathValue(this.headInput(h, t, W, t === 0 ? null : eps.map((e) => e.actions[t - 1] as number))));
+      vals.push(
+        this.pathValue(this.headInput(h, t, W, t === 0 ? null : eps.map((e) => e.actions[t - 1] as number))),
+      );
       if (t < T) h = this.gru.forward(this.stepInput(eps.map((e) => e.actions[t] as number)), h);
     }
     const target = new Float64Array(E * (T + 1));
@@ -405,7 +461,8 @@ export class PathPolicy {
     const A = new Float64Array(E * T);
     // Path-value targets for S_0..S_T: ret_t / c_t, and R itself at S_T.
     const R = new Float64Array(E * (T + 1));
-    const lastOf = (t: number): number[] | null => (t === 0 ? null : eps.map((e) => e.actions[t - 1] as number));
+    const lastOf = (t: number): number[] | null =>
+      t === 0 ? null : eps.map((e) => e.actions[t - 1] as number);
     for (let t = 0; t < T; t++) {
       const u = this.headInput(h, t, W, lastOf(t));
       const protoT = new Float64Array(E * D);
@@ -428,7 +485,8 @@ export class PathPolicy {
     const clipped = minimum(mul(ratio, At), mul(clamp(ratio, 1 - s.clip, 1 + s.clip), At));
     // Dual clip: max(clipped, dualClip * A) where A < 0 (dualClip * A <= clipped wherever A >= 0).
     const floor = new Float64Array(E * T);
-    for (let i = 0; i < E * T; i++) floor[i] = (A[i] as number) < 0 ? s.dualClip * (A[i] as number) : -Infinity;
+    for (let i = 0; i < E * T; i++)
+      floor[i] = (A[i] as number) < 0 ? s.dualClip * (A[i] as number) : -Infinity;
     const surr = maximum(clipped, new Tensor(floor, E * T, 1));
     const policyLoss = neg(mean(surr));
     const valueLoss = mean(square(sub(concatRows(vals), new Tensor(R, E * (T + 1), 1))));
@@ -443,7 +501,13 @@ export class PathPolicy {
     }
     return {
       loss,
-      stats: { policyLoss: policyLoss.item(), valueLoss: valueLoss.item(), entropy: entropy.item(), approxKl: kl / (E * T), clipFraction: clippedCount / (E * T) },
+      stats: {
+        policyLoss: policyLoss.item(),
+        valueLoss: valueLoss.item(),
+        entropy: entropy.item(),
+        approxKl: kl / (E * T),
+        clipFraction: clippedCount / (E * T),
+      },
     };
   }
 
@@ -456,4 +520,3 @@ export class PathPolicy {
     });
   }
 }
-

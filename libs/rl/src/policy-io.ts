@@ -36,11 +36,17 @@ export function savePolicy(policy: PathPolicy): Uint8Array {
 }
 
 export function loadPolicy(bytes: Uint8Array, name = 'policy.safetensors'): PathPolicy {
-  if (bytes.byteLength < 8) throw new InvalidArgumentError(`${name}: too short for safetensors`, { file: name });
+  if (bytes.byteLength < 8)
+    throw new InvalidArgumentError(`${name}: too short for safetensors`, { file: name });
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (8 + n > bytes.byteLength) throw new InvalidArgumentError(`${name}: header length ${n} past the end`, { file: name });
+  if (8 + n > bytes.byteLength)
+    throw new InvalidArgumentError(`${name}: header length ${n} past the end`, { file: name });
   const header = parseSafetensorsHeader(name, bytes.subarray(8, 8 + n), bytes.byteLength);
-  if (header.metadata['format'] !== FORMAT) throw new InvalidArgumentError(`${name}: not a path policy (format ${String(header.metadata['format'])})`, { file: name });
+  if (header.metadata['format'] !== FORMAT)
+    throw new InvalidArgumentError(
+      `${name}: not a path policy (format ${String(header.metadata['format'])})`,
+      { file: name },
+    );
   let settings: PolicySettings;
   let models: PoolModel[];
   try {
@@ -53,16 +59,29 @@ export function loadPolicy(bytes: Uint8Array, name = 'policy.safetensors'): Path
   const seen = new Set<string>();
   for (const info of header.tensors) {
     const t = policy.params.byName.get(info.name);
-    if (t === undefined) throw new InvalidArgumentError(`${name}: unexpected tensor ${info.name}`, { file: name, tensor: info.name });
-    if (info.dtype !== 'F64' || info.shape.length !== 2 || info.shape[0] !== t.rows || info.shape[1] !== t.cols) {
-      throw new InvalidArgumentError(`${name}: tensor ${info.name} is ${info.dtype}${JSON.stringify(info.shape)}, expected F64[${t.rows},${t.cols}]`, { file: name, tensor: info.name });
+    if (t === undefined)
+      throw new InvalidArgumentError(`${name}: unexpected tensor ${info.name}`, {
+        file: name,
+        tensor: info.name,
+      });
+    if (
+      info.dtype !== 'F64' ||
+      info.shape.length !== 2 ||
+      info.shape[0] !== t.rows ||
+      info.shape[1] !== t.cols
+    ) {
+      throw new InvalidArgumentError(
+        `${name}: tensor ${info.name} is ${info.dtype}${JSON.stringify(info.shape)}, expected F64[${t.rows},${t.cols}]`,
+        { file: name, tensor: info.name },
+      );
     }
     const view = new DataView(bytes.buffer, bytes.byteOffset + info.offset, info.byteLength);
     for (let i = 0; i < t.size; i++) t.data[i] = view.getFloat64(i * 8, true);
     seen.add(info.name);
   }
   for (const key of policy.params.byName.keys()) {
-    if (!seen.has(key)) throw new InvalidArgumentError(`${name}: tensor ${key} is missing`, { file: name, tensor: key });
+    if (!seen.has(key))
+      throw new InvalidArgumentError(`${name}: tensor ${key} is missing`, { file: name, tensor: key });
   }
   return policy;
 }

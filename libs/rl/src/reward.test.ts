@@ -5,20 +5,30 @@ import { PathPolicy } from './path-policy.js';
 import { checkPreference, episodeReward } from './reward.js';
 import { resolvePolicySettings } from './settings.js';
 
-const pool = new LayerPool([{ id: 'a', layers: 3 }, { id: 'b', layers: 2 }]);
+const pool = new LayerPool([
+  { id: 'a', layers: 3 },
+  { id: 'b', layers: 2 },
+]);
 
 describe('episodeReward', () => {
   it('weighted sum minus beta x length', () => {
-    expect(episodeReward([0.5, 1], [0.25, 0.75], 4, { scalarisation: 'weighted-sum', beta: 0.01 })).toBeCloseTo(0.125 + 0.75 - 0.04, 12);
+    expect(
+      episodeReward([0.5, 1], [0.25, 0.75], 4, { scalarisation: 'weighted-sum', beta: 0.01 }),
+    ).toBeCloseTo(0.125 + 0.75 - 0.04, 12);
   });
 
   it('negated Tchebycheff distance to the ideal point minus beta x length', () => {
-    const r = episodeReward([0.5, 0.9], [0.5, 0.5], 2, { scalarisation: 'tchebycheff', beta: 0.1, ideal: [1, 1] });
+    const r = episodeReward([0.5, 0.9], [0.5, 0.5], 2, {
+      scalarisation: 'tchebycheff',
+      beta: 0.1,
+      ideal: [1, 1],
+    });
     expect(r).toBeCloseTo(-0.25 - 0.2, 12);
   });
 
   it('rejects NaN scores with a typed error naming the field', () => {
-    const run = () => episodeReward([Number.NaN, 1], [0.5, 0.5], 2, { scalarisation: 'weighted-sum', beta: 0 });
+    const run = () =>
+      episodeReward([Number.NaN, 1], [0.5, 0.5], 2, { scalarisation: 'weighted-sum', beta: 0 });
     expect(run).toThrow(InvalidArgumentError);
     expect(run).toThrow(/score 0 is not finite/);
   });
@@ -87,7 +97,10 @@ describe('LayerPool', () => {
   });
 
   it('masks layers of another hidden size after a step', () => {
-    const p = new LayerPool([{ id: 'a', layers: 2, hiddenSize: 8 }, { id: 'b', layers: 2, hiddenSize: 16 }]);
+    const p = new LayerPool([
+      { id: 'a', layers: 2, hiddenSize: 8 },
+      { id: 'b', layers: 2, hiddenSize: 16 },
+    ]);
     const policy = new PathPolicy(p, { tMax: 6, seed: 3 });
     for (const e of policy.propose(Array.from({ length: 20 }, () => [1]))) {
       const sizes = new Set(e.path.map((s) => (s.poolIndex === 0 ? 8 : 16)));

@@ -13,10 +13,19 @@ export interface RewardSettings {
 
 /** Validates a preference: K finite, non-negative weights, not all zero; returns it normalised to sum 1. */
 export function checkPreference(w: readonly number[], k: number): number[] {
-  if (w.length !== k) throw new InvalidArgumentError(`preference has ${w.length} weights, the policy has ${k} objectives`, { field: 'preference' });
+  if (w.length !== k)
+    throw new InvalidArgumentError(`preference has ${w.length} weights, the policy has ${k} objectives`, {
+      field: 'preference',
+    });
   w.forEach((x, i) => {
-    if (!Number.isFinite(x)) throw new InvalidArgumentError(`preference weight ${i} is not finite (${x})`, { field: `preference[${i}]` });
-    if (x < 0) throw new InvalidArgumentError(`preference weight ${i} is negative (${x})`, { field: `preference[${i}]` });
+    if (!Number.isFinite(x))
+      throw new InvalidArgumentError(`preference weight ${i} is not finite (${x})`, {
+        field: `preference[${i}]`,
+      });
+    if (x < 0)
+      throw new InvalidArgumentError(`preference weight ${i} is negative (${x})`, {
+        field: `preference[${i}]`,
+      });
   });
   const s = w.reduce((a, b) => a + b, 0);
   if (s <= 0) throw new InvalidArgumentError('preference weights are all zero', { field: 'preference' });
@@ -25,9 +34,11 @@ export function checkPreference(w: readonly number[], k: number): number[] {
 
 /** Validates objective scores: K finite numbers. */
 export function checkScores(scores: readonly number[], k: number, field = 'scores'): void {
-  if (scores.length !== k) throw new InvalidArgumentError(`${scores.length} scores for ${k} objectives`, { field });
+  if (scores.length !== k)
+    throw new InvalidArgumentError(`${scores.length} scores for ${k} objectives`, { field });
   scores.forEach((x, i) => {
-    if (!Number.isFinite(x)) throw new InvalidArgumentError(`score ${i} is not finite (${x})`, { field: `${field}[${i}]` });
+    if (!Number.isFinite(x))
+      throw new InvalidArgumentError(`score ${i} is not finite (${x})`, { field: `${field}[${i}]` });
   });
 }
 
@@ -41,7 +52,12 @@ export function checkReward(r: number, field = 'reward'): number {
  * Weighted sum: sum_k w_k F_k (maximised). Tchebycheff: -max_k w_k |z*_k - F_k| (negated so that
  * larger is better). Both minus beta * pathLength.
  */
-export function episodeReward(scores: readonly number[], w: readonly number[], pathLength: number, settings: RewardSettings): number {
+export function episodeReward(
+  scores: readonly number[],
+  w: readonly number[],
+  pathLength: number,
+  settings: RewardSettings,
+): number {
   checkScores(scores, w.length);
   let s: number;
   if (settings.scalarisation === 'weighted-sum') {

@@ -80,16 +80,22 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
 export type PolicySettingsInput = Partial<PolicySettings>;
 
 function positiveInt(v: number, field: string): void {
-  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${field} must be a positive integer, got ${v}`, { field });
+  if (!Number.isSafeInteger(v) || v <= 0)
+    throw new InvalidArgumentError(`${field} must be a positive integer, got ${v}`, { field });
 }
 
 function inRange(v: number, lo: number, hi: number, field: string): void {
-  if (!Number.isFinite(v) || v < lo || v > hi) throw new InvalidArgumentError(`${field} must be in [${lo}, ${hi}], got ${v}`, { field });
+  if (!Number.isFinite(v) || v < lo || v > hi)
+    throw new InvalidArgumentError(`${field} must be in [${lo}, ${hi}], got ${v}`, { field });
 }
 
 /** Defaults filled in and every field checked; throws InvalidArgumentError naming the field. */
 export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySettings {
-  const s: PolicySettings = { ...DEFAULT_POLICY_SETTINGS, ...input, reward: { ...DEFAULT_POLICY_SETTINGS.reward, ...input.reward } };
+  const s: PolicySettings = {
+    ...DEFAULT_POLICY_SETTINGS,
+    ...input,
+    reward: { ...DEFAULT_POLICY_SETTINGS.reward, ...input.reward },
+  };
   positiveInt(s.tMax, 'tMax');
   positiveInt(s.objectives, 'objectives');
   positiveInt(s.gruHidden, 'gruHidden');
@@ -110,16 +116,31 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
   inRange(s.actorLr, 1e-12, 10, 'actorLr');
   inRange(s.dualClip, 1, 1e6, 'dualClip');
   inRange(s.maxGradNorm, 1e-12, 1e12, 'maxGradNorm');
-  if (!Number.isSafeInteger(s.replayEpisodes) || s.replayEpisodes < 0) throw new InvalidArgumentError('replayEpisodes must be a non-negative integer', { field: 'replayEpisodes' });
-  if (!Number.isSafeInteger(s.replayMinibatches) || s.replayMinibatches < 0) throw new InvalidArgumentError('replayMinibatches must be a non-negative integer', { field: 'replayMinibatches' });
+  if (!Number.isSafeInteger(s.replayEpisodes) || s.replayEpisodes < 0)
+    throw new InvalidArgumentError('replayEpisodes must be a non-negative integer', {
+      field: 'replayEpisodes',
+    });
+  if (!Number.isSafeInteger(s.replayMinibatches) || s.replayMinibatches < 0)
+    throw new InvalidArgumentError('replayMinibatches must be a non-negative integer', {
+      field: 'replayMinibatches',
+    });
   inRange(s.reward.beta, 0, 1e6, 'reward.beta');
   if (s.reward.scalarisation !== 'weighted-sum' && s.reward.scalarisation !== 'tchebycheff') {
-    throw new InvalidArgumentError(`unknown scalarisation ${String(s.reward.scalarisation)}`, { field: 'reward.scalarisation' });
+    throw new InvalidArgumentError(`unknown scalarisation ${String(s.reward.scalarisation)}`, {
+      field: 'reward.scalarisation',
+    });
   }
-  if (s.reward.ideal !== undefined && (s.reward.ideal.length !== s.objectives || !s.reward.ideal.every(Number.isFinite))) {
-    throw new InvalidArgumentError(`reward.ideal needs ${s.objectives} finite numbers`, { field: 'reward.ideal' });
+  if (
+    s.reward.ideal !== undefined &&
+    (s.reward.ideal.length !== s.objectives || !s.reward.ideal.every(Number.isFinite))
+  ) {
+    throw new InvalidArgumentError(`reward.ideal needs ${s.objectives} finite numbers`, {
+      field: 'reward.ideal',
+    });
   }
-  if (s.logProbAt !== 'proto' && s.logProbAt !== 'action') throw new InvalidArgumentError(`logProbAt must be proto or action`, { field: 'logProbAt' });
-  if (!Number.isSafeInteger(s.seed)) throw new InvalidArgumentError(`seed must be an integer, got ${s.seed}`, { field: 'seed' });
+  if (s.logProbAt !== 'proto' && s.logProbAt !== 'action')
+    throw new InvalidArgumentError(`logProbAt must be proto or action`, { field: 'logProbAt' });
+  if (!Number.isSafeInteger(s.seed))
+    throw new InvalidArgumentError(`seed must be an integer, got ${s.seed}`, { field: 'seed' });
   return s;
 }

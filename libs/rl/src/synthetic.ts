@@ -62,7 +62,11 @@ export async function runTargetExperiment(options: TargetExperimentOptions): Pro
     episodesPerUpdate: options.episodesPerUpdate ?? 8,
     onUpdate: (p) => {
       const greedy = (policy.propose([[1]], 'greedy')[0] as Episode).path;
-      curve.push({ episodes: p.episodes, meanReward: p.meanReward, greedyMatch: matchFraction(greedy, target) });
+      curve.push({
+        episodes: p.episodes,
+        meanReward: p.meanReward,
+        greedyMatch: matchFraction(greedy, target),
+      });
       if (samePath(greedy, target)) {
         foundAt = p.episodes;
         return true;
@@ -93,7 +97,9 @@ export interface AmortisedExperimentResult {
  * retraining, the greedy path for unseen preferences must be the target of the largest weight (the
  * weighted-sum optimum when the targets differ at every position).
  */
-export async function runAmortisedExperiment(options: AmortisedExperimentOptions): Promise<AmortisedExperimentResult> {
+export async function runAmortisedExperiment(
+  options: AmortisedExperimentOptions,
+): Promise<AmortisedExperimentResult> {
   const started = Date.now();
   const rng = new Rng(2000 + options.seed);
   const T = options.tMax ?? 8;
@@ -105,7 +111,13 @@ export async function runAmortisedExperiment(options: AmortisedExperimentOptions
     if (targets.every((o) => matchFraction(t, o) === 0)) targets.push(t);
   }
   const env = new TargetPathEnvironment(pool, targets);
-  const policy = new PathPolicy(pool, { ...options.settings, tMax: T, objectives: K, amortised: true, seed: options.seed });
+  const policy = new PathPolicy(pool, {
+    ...options.settings,
+    tMax: T,
+    objectives: K,
+    amortised: true,
+    seed: options.seed,
+  });
   const curve: { episodes: number; meanReward: number }[] = [];
   await trainPolicy(policy, env, {
     episodes: options.episodes ?? 6000,

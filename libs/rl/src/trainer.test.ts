@@ -4,18 +4,36 @@ import { LayerPool } from './layer-pool.js';
 import { PathPolicy } from './path-policy.js';
 import { matchFraction, samePath, TargetPathEnvironment, trainPolicy } from './trainer.js';
 
-const pool = new LayerPool([{ id: 'a', layers: 3 }, { id: 'b', layers: 3 }]);
+const pool = new LayerPool([
+  { id: 'a', layers: 3 },
+  { id: 'b', layers: 3 },
+]);
 
 describe('TargetPathEnvironment', () => {
   it('scores each objective as the fraction of positions matching its target', () => {
     const env = new TargetPathEnvironment(pool, [
-      [{ poolIndex: 0, layerIndex: 1 }, { poolIndex: 1, layerIndex: 2 }],
-      [{ poolIndex: 1, layerIndex: 0 }, { poolIndex: 1, layerIndex: 2 }],
+      [
+        { poolIndex: 0, layerIndex: 1 },
+        { poolIndex: 1, layerIndex: 2 },
+      ],
+      [
+        { poolIndex: 1, layerIndex: 0 },
+        { poolIndex: 1, layerIndex: 2 },
+      ],
     ]);
-    expect(env.evaluate([[{ poolIndex: 0, layerIndex: 1 }, { poolIndex: 1, layerIndex: 2 }]])).toEqual([[1, 0.5]]);
+    expect(
+      env.evaluate([
+        [
+          { poolIndex: 0, layerIndex: 1 },
+          { poolIndex: 1, layerIndex: 2 },
+        ],
+      ]),
+    ).toEqual([[1, 0.5]]);
     expect(matchFraction([], [{ poolIndex: 0, layerIndex: 0 }])).toBe(0);
     expect(samePath([{ poolIndex: 0, layerIndex: 0 }], [{ poolIndex: 0, layerIndex: 0 }])).toBe(true);
-    expect(() => new TargetPathEnvironment(pool, [[{ poolIndex: 2, layerIndex: 0 }]])).toThrow(InvalidArgumentError);
+    expect(() => new TargetPathEnvironment(pool, [[{ poolIndex: 2, layerIndex: 0 }]])).toThrow(
+      InvalidArgumentError,
+    );
   });
 });
 
@@ -48,23 +66,55 @@ describe('GAE and PPO', () => {
 
   it('trainPolicy checks the environment and the budget', async () => {
     const policy = new PathPolicy(pool, { tMax: 2, objectives: 2, amortised: true });
-    const env1 = new TargetPathEnvironment(pool, [[{ poolIndex: 0, layerIndex: 0 }, { poolIndex: 0, layerIndex: 1 }]]);
-    await expect(trainPolicy(policy, env1, { episodes: 8, episodesPerUpdate: 4 })).rejects.toThrow(/objectives/);
-    const env2 = new TargetPathEnvironment(pool, [
-      [{ poolIndex: 0, layerIndex: 0 }, { poolIndex: 0, layerIndex: 1 }],
-      [{ poolIndex: 1, layerIndex: 0 }, { poolIndex: 1, layerIndex: 1 }],
+    const env1 = new TargetPathEnvironment(pool, [
+      [
+        { poolIndex: 0, layerIndex: 0 },
+        { poolIndex: 0, layerIndex: 1 },
+      ],
     ]);
-    await expect(trainPolicy(policy, env2, { episodes: 0, episodesPerUpdate: 4 })).rejects.toThrow(/episodes/);
+    await expect(trainPolicy(policy, env1, { episodes: 8, episodesPerUpdate: 4 })).rejects.toThrow(
+      /objectives/,
+    );
+    const env2 = new TargetPathEnvironment(pool, [
+      [
+        { poolIndex: 0, layerIndex: 0 },
+        { poolIndex: 0, layerIndex: 1 },
+      ],
+      [
+        { poolIndex: 1, layerIndex: 0 },
+        { poolIndex: 1, layerIndex: 1 },
+      ],
+    ]);
+    await expect(trainPolicy(policy, env2, { episodes: 0, episodesPerUpdate: 4 })).rejects.toThrow(
+      /episodes/,
+    );
     const curve = await trainPolicy(policy, env2, { episodes: 8, episodesPerUpdate: 4 });
     expect(curve.map((p) => p.episodes)).toEqual([4, 8]);
-    const nanEnv = { objectives: 2, evaluate: () => [[Number.NaN, 0], [0, 0], [0, 0], [0, 0]] };
-    await expect(trainPolicy(policy, nanEnv, { episodes: 4, episodesPerUpdate: 4 })).rejects.toThrow(InvalidArgumentError);
+    const nanEnv = {
+      objectives: 2,
+      evaluate: () => [
+        [Number.NaN, 0],
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+    };
+    await expect(trainPolicy(policy, nanEnv, { episodes: 4, episodesPerUpdate: 4 })).rejects.toThrow(
+      InvalidArgumentError,
+    );
   });
 });
 
 describe('critic replay', () => {
   it('keeps at most replayEpisodes episodes and trains the critic from them', () => {
-    const policy = new PathPolicy(pool, { tMax: 2, seed: 2, gruHidden: 8, headHidden: 8, replayEpisodes: 6, replayMinibatches: 2 });
+    const policy = new PathPolicy(pool, {
+      tMax: 2,
+      seed: 2,
+      gruHidden: 8,
+      headHidden: 8,
+      replayEpisodes: 6,
+      replayMinibatches: 2,
+    });
     const before = policy.initialOutputs([1]).value;
     for (let i = 0; i < 3; i++) policy.update(policy.propose([[1], [1], [1], [1]]), [1, 1, 1, 1]);
     expect((policy as unknown as { replay: unknown[] }).replay).toHaveLength(6);

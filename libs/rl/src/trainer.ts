@@ -31,12 +31,22 @@ export interface TrainProgress {
   readonly stats: UpdateStats;
 }
 
-export async function trainPolicy(policy: PathPolicy, env: PathEnvironment, options: TrainOptions): Promise<TrainProgress[]> {
+export async function trainPolicy(
+  policy: PathPolicy,
+  env: PathEnvironment,
+  options: TrainOptions,
+): Promise<TrainProgress[]> {
   const K = policy.settings.objectives;
-  if (env.objectives !== K) throw new InvalidArgumentError(`environment has ${env.objectives} objectives, the policy ${K}`, { field: 'objectives' });
-  if (!Number.isSafeInteger(options.episodes) || options.episodes <= 0) throw new InvalidArgumentError('episodes must be a positive integer', { field: 'episodes' });
+  if (env.objectives !== K)
+    throw new InvalidArgumentError(`environment has ${env.objectives} objectives, the policy ${K}`, {
+      field: 'objectives',
+    });
+  if (!Number.isSafeInteger(options.episodes) || options.episodes <= 0)
+    throw new InvalidArgumentError('episodes must be a positive integer', { field: 'episodes' });
   if (!Number.isSafeInteger(options.episodesPerUpdate) || options.episodesPerUpdate <= 0) {
-    throw new InvalidArgumentError('episodesPerUpdate must be a positive integer', { field: 'episodesPerUpdate' });
+    throw new InvalidArgumentError('episodesPerUpdate must be a positive integer', {
+      field: 'episodesPerUpdate',
+    });
   }
   const rng = new Rng(options.seed ?? policy.settings.seed + 1);
   const sample = options.samplePreference ?? ((r: Rng) => (K === 1 ? [1] : r.dirichlet(K)));
@@ -48,7 +58,9 @@ export async function trainPolicy(policy: PathPolicy, env: PathEnvironment, opti
     const prefs = Array.from({ length: n }, () => sample(rng));
     const episodes = policy.propose(prefs, 'explore');
     const scores = await env.evaluate(episodes.map((e) => e.path));
-    const rewards = episodes.map((e, i) => episodeReward(scores[i] ?? [], e.preference, e.path.length, policy.settings.reward));
+    const rewards = episodes.map((e, i) =>
+      episodeReward(scores[i] ?? [], e.preference, e.path.length, policy.settings.reward),
+    );
     const stats = policy.update(episodes, rewards);
     done += n;
     update++;
@@ -87,7 +99,9 @@ export class TargetPathEnvironment implements PathEnvironment {
 
   /** Random target paths, one per objective, each of length T. */
   static randomTargets(pool: LayerPool, count: number, T: number, rng: Rng): PathStep[][] {
-    return Array.from({ length: count }, () => Array.from({ length: T }, () => pool.stepOf(rng.int(pool.size))));
+    return Array.from({ length: count }, () =>
+      Array.from({ length: T }, () => pool.stepOf(rng.int(pool.size))),
+    );
   }
 }
 

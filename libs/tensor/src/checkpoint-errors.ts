@@ -29,7 +29,11 @@ export class InvalidCheckpointError extends InvalidArgumentError {
   readonly rule: CheckpointRule;
 
   constructor(file: string, rule: CheckpointRule, message: string, tensor?: string, cause?: unknown) {
-    super(`${file}${tensor === undefined ? '' : `: tensor ${tensor}`}: ${message} [rule ${rule}]`, { file, tensor, rule }, cause);
+    super(
+      `${file}${tensor === undefined ? '' : `: tensor ${tensor}`}: ${message} [rule ${rule}]`,
+      { file, tensor, rule },
+      cause,
+    );
     this.file = file;
     this.tensor = tensor;
     this.rule = rule;

@@ -56,7 +56,10 @@ export class Checkpoint {
     try {
       await stat(single);
     } catch {
-      throw new CheckpointNotFoundError(folder, `the model folder holds neither ${SINGLE_FILE_NAME} nor ${INDEX_FILE_NAME}`);
+      throw new CheckpointNotFoundError(
+        folder,
+        `the model folder holds neither ${SINGLE_FILE_NAME} nor ${INDEX_FILE_NAME}`,
+      );
     }
     const file = await SafetensorsFile.open(single);
     const entries = new Map(file.tensors.map((info) => [info.name, { shard: file, info }]));
@@ -97,9 +100,15 @@ export class Checkpoint {
 
   readFloats(name: string, into: 'F32', options?: ReadFloatsOptions<Float32Array>): Promise<Float32Array>;
   readFloats(name: string, into: 'F64', options?: ReadFloatsOptions<Float64Array>): Promise<Float64Array>;
-  readFloats(name: string, into: 'F32' | 'F64', options?: ReadFloatsOptions<Float32Array | Float64Array>): Promise<Float32Array | Float64Array> {
+  readFloats(
+    name: string,
+    into: 'F32' | 'F64',
+    options?: ReadFloatsOptions<Float32Array | Float64Array>,
+  ): Promise<Float32Array | Float64Array> {
     const shard = this.entry(name).shard;
-    return into === 'F32' ? shard.readFloats(name, 'F32', options as ReadFloatsOptions<Float32Array>) : shard.readFloats(name, 'F64', options as ReadFloatsOptions<Float64Array>);
+    return into === 'F32'
+      ? shard.readFloats(name, 'F32', options as ReadFloatsOptions<Float32Array>)
+      : shard.readFloats(name, 'F64', options as ReadFloatsOptions<Float64Array>);
   }
 
   async close(): Promise<void> {
@@ -116,7 +125,13 @@ export class Checkpoint {
       const entries = new Map<string, { shard: SafetensorsFile; info: TensorInfo }>();
       for (const [tensor, file] of index.weightMap) {
         const shard = shards.get(path.join(folder, file))!;
-        if (!shard.has(tensor)) throw new InvalidCheckpointError(indexPath, 'index-entry', `the index puts it in ${file}, which does not hold it`, tensor);
+        if (!shard.has(tensor))
+          throw new InvalidCheckpointError(
+            indexPath,
+            'index-entry',
+            `the index puts it in ${file}, which does not hold it`,
+            tensor,
+          );
         entries.set(tensor, { shard, info: shard.get(tensor) });
       }
       return new Checkpoint(folder, true, index.metadata, shards, entries);
@@ -150,20 +165,46 @@ async function readIndex(indexPath: string): Promise<Index | undefined> {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new InvalidCheckpointError(indexPath, 'index-json', `the index is not JSON (${(error as Error).message})`, undefined, error);
+    throw new InvalidCheckpointError(
+      indexPath,
+      'index-json',
+      `the index is not JSON (${(error as Error).message})`,
+      undefined,
+      error,
+    );
   }
   const obj = parsed as { metadata?: unknown; weight_map?: unknown } | null;
-  if (typeof obj !== 'object' || obj === null || typeof obj.weight_map !== 'object' || obj.weight_map === null || Array.isArray(obj.weight_map)) {
+  if (
+    typeof obj !== 'object' ||
+    obj === null ||
+    typeof obj.weight_map !== 'object' ||
+    obj.weight_map === null ||
+    Array.isArray(obj.weight_map)
+  ) {
     throw new InvalidCheckpointError(indexPath, 'index-json', 'the index has no weight_map object');
   }
   const weightMap: [string, string][] = [];
   for (const [tensor, file] of Object.entries(obj.weight_map as Record<string, unknown>)) {
     // Shards live in the folder itself: a path with a separator or `..` could point anywhere.
-    if (typeof file !== 'string' || file === '' || file !== path.basename(file) || file === '.' || file === '..') {
-      throw new InvalidCheckpointError(indexPath, 'index-json', `weight_map names ${JSON.stringify(file)}, not a file name in the folder`, tensor);
+    if (
+      typeof file !== 'string' ||
+      file === '' ||
+      file !== path.basename(file) ||
+      file === '.' ||
+      file === '..'
+    ) {
+      throw new InvalidCheckpointError(
+        indexPath,
+        'index-json',
+        `weight_map names ${JSON.stringify(file)}, not a file name in the folder`,
+        tensor,
+      );
     }
     weightMap.push([tensor, file]);
   }
-  const metadata = typeof obj.metadata === 'object' && obj.metadata !== null ? (obj.metadata as Record<string, unknown>) : {};
+  const metadata =
+    typeof obj.metadata === 'object' && obj.metadata !== null
+      ? (obj.metadata as Record<string, unknown>)
+      : {};
   return { metadata, weightMap };
 }

@@ -90,7 +90,12 @@ describe('decode', () => {
     for (let h = 0; h < 65536; h++) {
       const exact = f16BitsToNumber(h);
       const bf = new Float32Array(new Uint32Array([h << 16]).buffer)[0]!; // BF16 = F32 with the low 16 bits zero
-      const ok = same(table[h]!, exact) && same(viaF32[h]!, exact) && same(bfF32[h]!, bf) && same(bfF64[h]!, bf) && same(bf16BitsToNumber(h), bf);
+      const ok =
+        same(table[h]!, exact) &&
+        same(viaF32[h]!, exact) &&
+        same(bfF32[h]!, bf) &&
+        same(bfF64[h]!, bf) &&
+        same(bf16BitsToNumber(h), bf);
       if (!ok) bad.push(h);
     }
     expect(bad).toEqual([]);
@@ -114,7 +119,9 @@ describe('decode', () => {
     const buf = new Uint8Array(9);
     buf.set(new Uint8Array(new Float32Array([1.5, -2.25]).buffer), 1);
     expect([...decodeFloats('F32', buf.subarray(1), 'F64')]).toEqual([1.5, -2.25]);
-    expect([...decodeFloats('F64', new Uint8Array(new Float64Array([0.1]).buffer), 'F32')]).toEqual([Math.fround(0.1)]);
+    expect([...decodeFloats('F64', new Uint8Array(new Float64Array([0.1]).buffer), 'F32')]).toEqual([
+      Math.fround(0.1),
+    ]);
     expect(() => decodeFloats('I64', new Uint8Array(8), 'F32')).toThrow(/not a float dtype/);
     expect(() => decodeFloats('F32', new Uint8Array(5), 'F32')).toThrow(/whole number/);
   });
@@ -247,14 +254,24 @@ describe('NaN / Inf detection', () => {
     const values = new Float32Array([0, 0, NaN]);
     let thrown: unknown;
     try {
-      checkFinite('F32', values, { file: 'a/model.safetensors', tensor: 'lm_head.weight', policy: 'error', indexOffset: 100 });
+      checkFinite('F32', values, {
+        file: 'a/model.safetensors',
+        tensor: 'lm_head.weight',
+        policy: 'error',
+        indexOffset: 100,
+      });
     } catch (error) {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(NonFiniteTensorError);
     expect((thrown as Error).message).toMatch(/a\/model\.safetensors.*lm_head\.weight.*NaN.*index 102/);
     const warned: NonFiniteReport[] = [];
-    const report = checkFinite('BF16', new Uint16Array([0xff80]), { file: 'f', tensor: 't', policy: 'warn', onWarn: (r) => warned.push(r) });
+    const report = checkFinite('BF16', new Uint16Array([0xff80]), {
+      file: 'f',
+      tensor: 't',
+      policy: 'warn',
+      onWarn: (r) => warned.push(r),
+    });
     expect(report).toEqual({ file: 'f', tensor: 't', index: 0, value: -Infinity });
     expect(warned).toEqual([report]);
     expect(checkFinite('F64', new Float64Array([1]), { file: 'f', tensor: 't', policy: 'error' })).toBeNull();

@@ -220,7 +220,10 @@ function aligned(bytes: Uint8Array, align: number): Uint8Array {
 function checkLength(dtype: DType, bytes: Uint8Array): number {
   const size = DTYPE_SIZES[dtype];
   if (bytes.byteLength % size !== 0) {
-    throw new InvalidArgumentError(`${bytes.byteLength} bytes are not a whole number of ${dtype} elements (${size} bytes each)`, { dtype, bytes: bytes.byteLength });
+    throw new InvalidArgumentError(
+      `${bytes.byteLength} bytes are not a whole number of ${dtype} elements (${size} bytes each)`,
+      { dtype, bytes: bytes.byteLength },
+    );
   }
   return bytes.byteLength / size;
 }
@@ -231,12 +234,27 @@ function checkLength(dtype: DType, bytes: Uint8Array): number {
  */
 export function decodeFloats(dtype: DType, bytes: Uint8Array, into: 'F32'): Float32Array;
 export function decodeFloats(dtype: DType, bytes: Uint8Array, into: 'F64'): Float64Array;
-export function decodeFloats<T extends Float32Array | Float64Array>(dtype: DType, bytes: Uint8Array, into: 'F32' | 'F64', out: T): T;
-export function decodeFloats(dtype: DType, bytes: Uint8Array, into: 'F32' | 'F64', out?: Float32Array | Float64Array): Float32Array | Float64Array {
-  if (!isFloatDType(dtype)) throw new InvalidArgumentError(`dtype ${dtype} is not a float dtype; it is passed through, not converted`, { dtype });
+export function decodeFloats<T extends Float32Array | Float64Array>(
+  dtype: DType,
+  bytes: Uint8Array,
+  into: 'F32' | 'F64',
+  out: T,
+): T;
+export function decodeFloats(
+  dtype: DType,
+  bytes: Uint8Array,
+  into: 'F32' | 'F64',
+  out?: Float32Array | Float64Array,
+): Float32Array | Float64Array {
+  if (!isFloatDType(dtype))
+    throw new InvalidArgumentError(
+      `dtype ${dtype} is not a float dtype; it is passed through, not converted`,
+      { dtype },
+    );
   const n = checkLength(dtype, bytes);
   const target = out ?? (into === 'F32' ? new Float32Array(n) : new Float64Array(n));
-  if (target.length < n) throw new InvalidArgumentError(`output holds ${target.length} elements, ${n} needed`, { dtype });
+  if (target.length < n)
+    throw new InvalidArgumentError(`output holds ${target.length} elements, ${n} needed`, { dtype });
   const b = aligned(bytes, DTYPE_SIZES[dtype]);
   switch (dtype) {
     case 'F16':
@@ -256,12 +274,21 @@ export function decodeFloats(dtype: DType, bytes: Uint8Array, into: 'F32' | 'F64
  * Encodes F32 or F64 values as `dtype` bytes (little-endian), rounding to nearest even when narrowing.
  * Writes into `out` when given (its byteLength must fit), else into a new buffer.
  */
-export function encodeFloats(dtype: DType, values: Float32Array | Float64Array, out?: Uint8Array): Uint8Array {
-  if (!isFloatDType(dtype)) throw new InvalidArgumentError(`dtype ${dtype} is not a float dtype; it is passed through, not converted`, { dtype });
+export function encodeFloats(
+  dtype: DType,
+  values: Float32Array | Float64Array,
+  out?: Uint8Array,
+): Uint8Array {
+  if (!isFloatDType(dtype))
+    throw new InvalidArgumentError(
+      `dtype ${dtype} is not a float dtype; it is passed through, not converted`,
+      { dtype },
+    );
   const n = values.length;
   const size = DTYPE_SIZES[dtype];
   const target = out ?? new Uint8Array(n * size);
-  if (target.byteLength < n * size) throw new InvalidArgumentError(`output holds ${target.byteLength} bytes, ${n * size} needed`, { dtype });
+  if (target.byteLength < n * size)
+    throw new InvalidArgumentError(`output holds ${target.byteLength} bytes, ${n * size} needed`, { dtype });
   const misaligned = target.byteOffset % size !== 0;
   const t = misaligned ? new Uint8Array(n * size) : target;
   switch (dtype) {
@@ -314,7 +341,10 @@ export interface NonFiniteReport {
 /** A tensor holds NaN or Inf and the policy is `error`. */
 export class NonFiniteTensorError extends InvalidArgumentError {
   constructor(report: NonFiniteReport) {
-    super(`${report.file}: tensor ${report.tensor} holds a non-finite value (${report.value}) at flat index ${report.index}`, { ...report, rule: 'finite' });
+    super(
+      `${report.file}: tensor ${report.tensor} holds a non-finite value (${report.value}) at flat index ${report.index}`,
+      { ...report, rule: 'finite' },
+    );
   }
 }
 
@@ -326,13 +356,24 @@ export class NonFiniteTensorError extends InvalidArgumentError {
 export function checkFinite(
   dtype: FloatDType,
   values: Float32Array | Float64Array | Uint16Array,
-  where: { file: string; tensor: string; policy: NonFinitePolicy; onWarn?: (report: NonFiniteReport) => void; indexOffset?: number },
+  where: {
+    file: string;
+    tensor: string;
+    policy: NonFinitePolicy;
+    onWarn?: (report: NonFiniteReport) => void;
+    indexOffset?: number;
+  },
 ): NonFiniteReport | null {
   const i = findNonFinite(dtype, values);
   if (i < 0) return null;
   const raw = values[i]!;
   const value = dtype === 'F16' ? f16BitsToNumber(raw) : dtype === 'BF16' ? bf16BitsToNumber(raw) : raw;
-  const report: NonFiniteReport = { file: where.file, tensor: where.tensor, index: i + (where.indexOffset ?? 0), value };
+  const report: NonFiniteReport = {
+    file: where.file,
+    tensor: where.tensor,
+    index: i + (where.indexOffset ?? 0),
+    value,
+  };
   if (where.policy === 'error') throw new NonFiniteTensorError(report);
   where.onWarn?.(report);
   return report;

@@ -57,7 +57,11 @@ describe('safetensors interop with the Python library', () => {
         expect(ckpt.names().sort()).toEqual(Object.keys(expected.tensors).sort());
         for (const [name, want] of Object.entries(expected.tensors)) {
           const info = ckpt.info(name);
-          expect({ name, dtype: info.dtype, shape: info.shape }).toEqual({ name, dtype: want.dtype, shape: want.shape });
+          expect({ name, dtype: info.dtype, shape: info.shape }).toEqual({
+            name,
+            dtype: want.dtype,
+            shape: want.shape,
+          });
           expect(bitsOf(info.dtype, await ckpt.readBytes(name))).toEqual(want.bits);
         }
         if (!ckpt.sharded) expect(ckpt.metadata).toEqual({ format: 'pt', source: 'python' });
@@ -69,8 +73,12 @@ describe('safetensors interop with the Python library', () => {
       }
     }
     const f32 = new Float32Array(new Int32Array(expected.rounding.f32_bits).buffer);
-    expect([...new Int16Array(floatToBf16(f32, new Uint16Array(f32.length)).buffer)]).toEqual(expected.rounding.bf16_bits);
-    expect([...new Int16Array(floatToF16(f32, new Uint16Array(f32.length)).buffer)]).toEqual(expected.rounding.f16_bits);
+    expect([...new Int16Array(floatToBf16(f32, new Uint16Array(f32.length)).buffer)]).toEqual(
+      expected.rounding.bf16_bits,
+    );
+    expect([...new Int16Array(floatToF16(f32, new Uint16Array(f32.length)).buffer)]).toEqual(
+      expected.rounding.f16_bits,
+    );
   }, 300_000);
 
   it('writes files Python loads bit-exact, with our metadata, single and sharded', async () => {
@@ -80,15 +88,25 @@ describe('safetensors interop with the Python library', () => {
       { name: 'model.embed_tokens.weight', dtype: 'BF16' as const, shape: [50, 16] },
       { name: 'position_ids', dtype: 'I64' as const, shape: [1, 7] },
     ];
-    const values = (n: number, k: number): Float64Array => Float64Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + k) * 10 ** ((i % 9) - 4));
-    for (const [label, shardBytes] of [['single', undefined], ['sharded', 3000]] as const) {
+    const values = (n: number, k: number): Float64Array =>
+      Float64Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + k) * 10 ** ((i % 9) - 4));
+    for (const [label, shardBytes] of [
+      ['single', undefined],
+      ['sharded', 3000],
+    ] as const) {
       const out = path.join(root, `to-python-${label}`);
-      const writer = await CheckpointWriter.create(out, specs, { recipeSha256: 'cd'.repeat(32), toolVersion: '1.2.3', ...(shardBytes ? { shardBytes } : {}) });
+      const writer = await CheckpointWriter.create(out, specs, {
+        recipeSha256: 'cd'.repeat(32),
+        toolVersion: '1.2.3',
+        ...(shardBytes ? { shardBytes } : {}),
+      });
       const ours = new Map<string, Uint8Array>();
       for (const [k, spec] of specs.entries()) {
         const n = spec.shape.reduce((a, b) => a * b, 1);
         if (spec.dtype === 'I64') {
-          const bytes = new Uint8Array(new BigInt64Array(Array.from({ length: n }, (_, i) => BigInt(i * 1000 - 3))).buffer);
+          const bytes = new Uint8Array(
+            new BigInt64Array(Array.from({ length: n }, (_, i) => BigInt(i * 1000 - 3))).buffer,
+          );
           await writer.write(spec.name, bytes);
           ours.set(spec.name, bytes);
         } else {
@@ -97,21 +115,34 @@ describe('safetensors interop with the Python library', () => {
       }
       await writer.commit();
       const { stdout } = await run(python, [script, 'read', out], { timeout: 300_000, maxBuffer: 64 << 20 });
-      const loaded = JSON.parse(stdout) as Record<string, { metadata: Record<string, string>; tensors: Record<string, Described> }>;
+      const loaded = JSON.parse(stdout) as Record<
+        string,
+        { metadata: Record<string, string>; tensors: Record<string, Described> }
+      >;
       expect(Object.keys(loaded)).toHaveLength(shardBytes ? 2 : 1);
       const ckpt = await Checkpoint.open(out);
       try {
         for (const file of Object.values(loaded)) {
-          expect(file.metadata).toEqual({ format: 'pt', hm3_version: '1.2.3', hm3_recipe_sha256: 'cd'.repeat(32) });
+          expect(file.metadata).toEqual({
+            format: 'pt',
+            hm3_version: '1.2.3',
+            hm3_recipe_sha256: 'cd'.repeat(32),
+          });
           for (const [name, got] of Object.entries(file.tensors)) {
             const info = ckpt.info(name);
-            expect({ name, dtype: got.dtype, shape: got.shape }).toEqual({ name, dtype: info.dtype, shape: info.shape });
+            expect({ name, dtype: got.dtype, shape: got.shape }).toEqual({
+              name,
+              dtype: info.dtype,
+              shape: info.shape,
+            });
             expect(got.bits).toEqual(bitsOf(info.dtype, await ckpt.readBytes(name)));
           }
         }
         const seen = Object.values(loaded).flatMap((f) => Object.keys(f.tensors));
         expect(seen.sort()).toEqual(specs.map((s) => s.name).sort());
-        expect(bitsOf('I64', await ckpt.readBytes('position_ids'))).toEqual(bitsOf('I64', ours.get('position_ids')!));
+        expect(bitsOf('I64', await ckpt.readBytes('position_ids'))).toEqual(
+          bitsOf('I64', ours.get('position_ids')!),
+        );
       } finally {
         await ckpt.close();
       }

@@ -71,28 +71,70 @@ export function parseSafetensorsHeader(file: string, json: Uint8Array, fileSize:
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new InvalidCheckpointError(file, 'header-json', `the header is not JSON (${(error as Error).message})`, undefined, error);
+    throw new InvalidCheckpointError(
+      file,
+      'header-json',
+      `the header is not JSON (${(error as Error).message})`,
+      undefined,
+      error,
+    );
   }
-  if (!isPlainObject(parsed)) throw new InvalidCheckpointError(file, 'header-json', 'the header is JSON but not an object');
+  if (!isPlainObject(parsed))
+    throw new InvalidCheckpointError(file, 'header-json', 'the header is JSON but not an object');
 
   let metadata: Record<string, string> = {};
   const tensors: TensorInfo[] = [];
   for (const [name, entry] of Object.entries(parsed)) {
     if (name === '__metadata__') {
-      if (!isPlainObject(entry)) throw new InvalidCheckpointError(file, 'metadata', '__metadata__ is not an object of strings');
+      if (!isPlainObject(entry))
+        throw new InvalidCheckpointError(file, 'metadata', '__metadata__ is not an object of strings');
       for (const [key, value] of Object.entries(entry)) {
-        if (typeof value !== 'string') throw new InvalidCheckpointError(file, 'metadata', `__metadata__.${key} is a ${value === null ? 'null' : typeof value}, not a string`);
+        if (typeof value !== 'string')
+          throw new InvalidCheckpointError(
+            file,
+            'metadata',
+            `__metadata__.${key} is a ${value === null ? 'null' : typeof value}, not a string`,
+          );
       }
       metadata = entry as Record<string, string>;
       continue;
     }
-    if (!isPlainObject(entry)) throw new InvalidCheckpointError(file, 'header-entry', 'the entry is not an object {dtype, shape, data_offsets}', name);
+    if (!isPlainObject(entry))
+      throw new InvalidCheckpointError(
+        file,
+        'header-entry',
+        'the entry is not an object {dtype, shape, data_offsets}',
+        name,
+      );
     const { dtype, shape, data_offsets: offsets } = entry;
-    if (typeof dtype !== 'string') throw new InvalidCheckpointError(file, 'header-entry', 'dtype is missing or not a string', name);
-    if (!isDType(dtype)) throw new InvalidCheckpointError(file, 'dtype', `unknown dtype ${JSON.stringify(dtype)} (known: ${DTYPES.join(', ')})`, name);
-    if (!Array.isArray(shape) || !shape.every(isSize)) throw new InvalidCheckpointError(file, 'header-entry', `shape ${JSON.stringify(shape)} is not a list of non-negative integers`, name);
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize) || (offsets[0] as number) > (offsets[1] as number)) {
-      throw new InvalidCheckpointError(file, 'header-entry', `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`, name);
+    if (typeof dtype !== 'string')
+      throw new InvalidCheckpointError(file, 'header-entry', 'dtype is missing or not a string', name);
+    if (!isDType(dtype))
+      throw new InvalidCheckpointError(
+        file,
+        'dtype',
+        `unknown dtype ${JSON.stringify(dtype)} (known: ${DTYPES.join(', ')})`,
+        name,
+      );
+    if (!Array.isArray(shape) || !shape.every(isSize))
+      throw new InvalidCheckpointError(
+        file,
+        'header-entry',
+        `shape ${JSON.stringify(shape)} is not a list of non-negative integers`,
+        name,
+      );
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every(isSize) ||
+      (offsets[0] as number) > (offsets[1] as number)
+    ) {
+      throw new InvalidCheckpointError(
+        file,
+        'header-entry',
+        `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`,
+        name,
+      );
     }
     const [begin, end] = offsets as [number, number];
     const expected = shapeSize(shape) * DTYPE_SIZES[dtype];
@@ -112,7 +154,13 @@ export function parseSafetensorsHeader(file: string, json: Uint8Array, fileSize:
         name,
       );
     }
-    tensors.push({ name, dtype, shape: shape as number[], offset: dataOffset + begin, byteLength: end - begin });
+    tensors.push({
+      name,
+      dtype,
+      shape: shape as number[],
+      offset: dataOffset + begin,
+      byteLength: end - begin,
+    });
   }
   tensors.sort((a, b) => a.offset - b.offset || a.byteLength - b.byteLength);
   for (let i = 1; i < tensors.length; i++) {
@@ -134,13 +182,24 @@ export function parseSafetensorsHeader(file: string, json: Uint8Array, fileSize:
  * Fills `target` from `fh` at `position`, in chunks of at most READ_CHUNK_BYTES; a short read (the file
  * shrank) is an InvalidCheckpointError.
  */
-export async function readFully(fh: FileHandle, target: Uint8Array, position: number, file: string, tensor?: string): Promise<void> {
+export async function readFully(
+  fh: FileHandle,
+  target: Uint8Array,
+  position: number,
+  file: string,
+  tensor?: string,
+): Promise<void> {
   let done = 0;
   while (done < target.byteLength) {
     const length = Math.min(READ_CHUNK_BYTES, target.byteLength - done);
     const { bytesRead } = await fh.read(target, done, length, position + done);
     if (bytesRead === 0) {
-      throw new InvalidCheckpointError(file, 'short-read', `the file ended at byte ${position + done} while ${target.byteLength - done} more bytes were expected`, tensor);
+      throw new InvalidCheckpointError(
+        file,
+        'short-read',
+        `the file ended at byte ${position + done} while ${target.byteLength - done} more bytes were expected`,
+        tensor,
+      );
     }
     done += bytesRead;
   }
@@ -178,19 +237,34 @@ export class SafetensorsFile {
     try {
       handle = await open(path, 'r');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CheckpointNotFoundError(path, 'no such safetensors file', undefined, error);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new CheckpointNotFoundError(path, 'no such safetensors file', undefined, error);
       throw error;
     }
     try {
       const { size } = await handle.stat();
-      if (size < 8) throw new InvalidCheckpointError(path, 'file-size', `the file has ${size} bytes, fewer than the 8-byte header length: it is truncated`);
+      if (size < 8)
+        throw new InvalidCheckpointError(
+          path,
+          'file-size',
+          `the file has ${size} bytes, fewer than the 8-byte header length: it is truncated`,
+        );
       const lengthBytes = new Uint8Array(8);
       await readFully(handle, lengthBytes, 0, path);
       const n = new DataView(lengthBytes.buffer).getBigUint64(0, true);
       if (n > BigInt(size - 8)) {
-        throw new InvalidCheckpointError(path, 'header-length', `the header length ${n} runs past the end of the file (${size} bytes, ${size - 8} after the length): truncated or not safetensors`);
+        throw new InvalidCheckpointError(
+          path,
+          'header-length',
+          `the header length ${n} runs past the end of the file (${size} bytes, ${size - 8} after the length): truncated or not safetensors`,
+        );
       }
-      if (n > BigInt(MAX_HEADER_BYTES)) throw new InvalidCheckpointError(path, 'header-length', `the header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+      if (n > BigInt(MAX_HEADER_BYTES))
+        throw new InvalidCheckpointError(
+          path,
+          'header-length',
+          `the header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`,
+        );
       const json = new Uint8Array(Number(n));
       await readFully(handle, json, 8, path);
       return new SafetensorsFile(path, handle, size, parseSafetensorsHeader(path, json, size));
@@ -224,7 +298,13 @@ export class SafetensorsFile {
   async readBytes(name: string, out?: Uint8Array): Promise<Uint8Array> {
     const info = this.get(name);
     const target = out ? out.subarray(0, info.byteLength) : new Uint8Array(info.byteLength);
-    if (target.byteLength < info.byteLength) throw new InvalidCheckpointError(this.path, 'row-range', `output buffer holds ${target.byteLength} bytes, ${info.byteLength} needed`, name);
+    if (target.byteLength < info.byteLength)
+      throw new InvalidCheckpointError(
+        this.path,
+        'row-range',
+        `output buffer holds ${target.byteLength} bytes, ${info.byteLength} needed`,
+        name,
+      );
     await readFully(this.handle, target, info.offset, this.path, name);
     return target;
   }
@@ -240,7 +320,13 @@ export class SafetensorsFile {
     const info = this.get(name);
     const { begin, end } = rowSpanOf(this.path, info, rowStart, rowEnd);
     const target = out ? out.subarray(0, end - begin) : new Uint8Array(end - begin);
-    if (target.byteLength < end - begin) throw new InvalidCheckpointError(this.path, 'row-range', `output buffer holds ${target.byteLength} bytes, ${end - begin} needed`, name);
+    if (target.byteLength < end - begin)
+      throw new InvalidCheckpointError(
+        this.path,
+        'row-range',
+        `output buffer holds ${target.byteLength} bytes, ${end - begin} needed`,
+        name,
+      );
     await readFully(this.handle, target, info.offset + begin, this.path, name);
     return target;
   }
@@ -249,14 +335,33 @@ export class SafetensorsFile {
    * Reads a float tensor (or its rows) decoded to F32 or F64. The raw bytes pass through a reusable
    * chunk buffer, so memory is the output plus one chunk, whatever the tensor size.
    */
-  async readFloats(name: string, into: 'F32', options?: ReadFloatsOptions<Float32Array>): Promise<Float32Array>;
-  async readFloats(name: string, into: 'F64', options?: ReadFloatsOptions<Float64Array>): Promise<Float64Array>;
-  async readFloats(name: string, into: 'F32' | 'F64', options: ReadFloatsOptions<Float32Array | Float64Array> = {}): Promise<Float32Array | Float64Array> {
+  async readFloats(
+    name: string,
+    into: 'F32',
+    options?: ReadFloatsOptions<Float32Array>,
+  ): Promise<Float32Array>;
+  async readFloats(
+    name: string,
+    into: 'F64',
+    options?: ReadFloatsOptions<Float64Array>,
+  ): Promise<Float64Array>;
+  async readFloats(
+    name: string,
+    into: 'F32' | 'F64',
+    options: ReadFloatsOptions<Float32Array | Float64Array> = {},
+  ): Promise<Float32Array | Float64Array> {
     const info = this.get(name);
     if (!isFloatDType(info.dtype)) {
-      throw new InvalidCheckpointError(this.path, 'dtype', `dtype ${info.dtype} is not a float dtype; read its bytes and pass them through`, name);
+      throw new InvalidCheckpointError(
+        this.path,
+        'dtype',
+        `dtype ${info.dtype} is not a float dtype; read its bytes and pass them through`,
+        name,
+      );
     }
-    const { begin, end } = options.rows ? rowSpanOf(this.path, info, options.rows[0], options.rows[1]) : { begin: 0, end: info.byteLength };
+    const { begin, end } = options.rows
+      ? rowSpanOf(this.path, info, options.rows[0], options.rows[1])
+      : { begin: 0, end: info.byteLength };
     const values = await readDecoded(this.handle, this.path, info, begin, end, into, options.out);
     if (options.nonFinite) {
       const count = (end - begin) / DTYPE_SIZES[info.dtype];
@@ -276,11 +381,28 @@ export class SafetensorsFile {
   }
 }
 
-export function rowSpanOf(file: string, info: TensorInfo, rowStart: number, rowEnd: number): { begin: number; end: number; rowBytes: number } {
+export function rowSpanOf(
+  file: string,
+  info: TensorInfo,
+  rowStart: number,
+  rowEnd: number,
+): { begin: number; end: number; rowBytes: number } {
   const rows = info.shape[0];
-  if (rows === undefined) throw new InvalidCheckpointError(file, 'row-range', 'a scalar tensor has no rows', info.name);
-  if (!Number.isSafeInteger(rowStart) || !Number.isSafeInteger(rowEnd) || rowStart < 0 || rowStart > rowEnd || rowEnd > rows) {
-    throw new InvalidCheckpointError(file, 'row-range', `rows [${rowStart}, ${rowEnd}) are not within [0, ${rows}]`, info.name);
+  if (rows === undefined)
+    throw new InvalidCheckpointError(file, 'row-range', 'a scalar tensor has no rows', info.name);
+  if (
+    !Number.isSafeInteger(rowStart) ||
+    !Number.isSafeInteger(rowEnd) ||
+    rowStart < 0 ||
+    rowStart > rowEnd ||
+    rowEnd > rows
+  ) {
+    throw new InvalidCheckpointError(
+      file,
+      'row-range',
+      `rows [${rowStart}, ${rowEnd}) are not within [0, ${rows}]`,
+      info.name,
+    );
   }
   const rowBytes = rows === 0 ? 0 : info.byteLength / rows;
   return { begin: rowStart * rowBytes, end: rowEnd * rowBytes, rowBytes };
@@ -298,15 +420,33 @@ async function readDecoded(
   const size = DTYPE_SIZES[info.dtype];
   const count = (end - begin) / size;
   const target = out ?? (into === 'F32' ? new Float32Array(count) : new Float64Array(count));
-  if (target.length < count) throw new InvalidCheckpointError(file, 'row-range', `output holds ${target.length} elements, ${count} needed`, info.name);
+  if (target.length < count)
+    throw new InvalidCheckpointError(
+      file,
+      'row-range',
+      `output holds ${target.length} elements, ${count} needed`,
+      info.name,
+    );
   if (count === 0) return target;
   // F32 -> F32 needs no conversion: read straight into the output's bytes.
   if (info.dtype === 'F32' && target instanceof Float32Array) {
-    await readFully(handle, new Uint8Array(target.buffer, target.byteOffset, count * 4), info.offset + begin, file, info.name);
+    await readFully(
+      handle,
+      new Uint8Array(target.buffer, target.byteOffset, count * 4),
+      info.offset + begin,
+      file,
+      info.name,
+    );
     return target;
   }
   if (info.dtype === 'F64' && target instanceof Float64Array) {
-    await readFully(handle, new Uint8Array(target.buffer, target.byteOffset, count * 8), info.offset + begin, file, info.name);
+    await readFully(
+      handle,
+      new Uint8Array(target.buffer, target.byteOffset, count * 8),
+      info.offset + begin,
+      file,
+      info.name,
+    );
     return target;
   }
   const chunkElems = Math.max(1, Math.floor(Math.min(READ_CHUNK_BYTES, end - begin) / size));

@@ -19,9 +19,16 @@ afterAll(async () => {
 });
 
 /** Runs the child; resolves once it prints `half` (then calls `atHalf`) and exits. */
-function runChild(out: string, pauseMs: number, atHalf: (pid: number) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function runChild(
+  out: string,
+  pauseMs: number,
+  atHalf: (pid: number) => void,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, out, String(pauseMs)], { cwd: packageDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, out, String(pauseMs)], {
+      cwd: packageDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => {
@@ -41,7 +48,12 @@ describe('writer crash safety', () => {
     const result = await runChild(out, 0, () => undefined);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect((await readdir(out)).sort()).toEqual(['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+    expect((await readdir(out)).sort()).toEqual([
+      'config.json',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+      'model.safetensors.index.json',
+    ]);
     expect(await readdir(parent)).toEqual(['merged']);
     const ckpt = await Checkpoint.open(out);
     expect((await ckpt.readFloats('b', 'F32', { rows: [2047, 2048] }))[1023]).toBe(1.5);
@@ -67,7 +79,9 @@ describe('writer crash safety', () => {
 
     // a live writer's temp folder is never swept; the dead one's is
     const writer = await CheckpointWriter.create(out, [{ name: 'x', dtype: 'F32', shape: [1] }]);
-    expect((await readdir(parent)).filter((n) => n.startsWith('.hm3-tmp-'))).toEqual([path.basename(writer.tempDir)]);
+    expect((await readdir(parent)).filter((n) => n.startsWith('.hm3-tmp-'))).toEqual([
+      path.basename(writer.tempDir),
+    ]);
     expect(await sweepStaleTempDirs(parent)).toEqual([]);
     await writer.writeFloats('x', new Float32Array([7]));
     await writer.commit();

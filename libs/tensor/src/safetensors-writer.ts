@@ -88,7 +88,9 @@ let packageVersion: string | undefined;
 function toolVersionDefault(): string {
   if (packageVersion === undefined) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+      const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+        version?: string;
+      };
       packageVersion = pkg.version ?? '0.0.0';
     } catch {
       packageVersion = '0.0.0';
@@ -107,7 +109,10 @@ export function shardFileName(k: number, n: number): string {
  * The safetensors header bytes (8-byte length + JSON padded with spaces to a multiple of 8) for
  * `tensors` laid out back to back in order.
  */
-export function encodeSafetensorsHeader(tensors: readonly TensorSpec[], metadata: Readonly<Record<string, string>>): Uint8Array {
+export function encodeSafetensorsHeader(
+  tensors: readonly TensorSpec[],
+  metadata: Readonly<Record<string, string>>,
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
   let offset = 0;
@@ -127,12 +132,23 @@ export function encodeSafetensorsHeader(tensors: readonly TensorSpec[], metadata
 function validateSpecs(tensors: readonly TensorSpec[]): void {
   const seen = new Set<string>();
   for (const t of tensors) {
-    if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__') throw new InvalidArgumentError(`tensor name ${JSON.stringify(t.name)} is not allowed`, { tensor: t.name });
-    if (seen.has(t.name)) throw new InvalidArgumentError(`tensor ${t.name} is declared twice`, { tensor: t.name });
+    if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__')
+      throw new InvalidArgumentError(`tensor name ${JSON.stringify(t.name)} is not allowed`, {
+        tensor: t.name,
+      });
+    if (seen.has(t.name))
+      throw new InvalidArgumentError(`tensor ${t.name} is declared twice`, { tensor: t.name });
     seen.add(t.name);
-    if (!isDType(t.dtype)) throw new InvalidArgumentError(`tensor ${t.name}: unknown dtype ${String(t.dtype)}`, { tensor: t.name, field: 'dtype' });
+    if (!isDType(t.dtype))
+      throw new InvalidArgumentError(`tensor ${t.name}: unknown dtype ${String(t.dtype)}`, {
+        tensor: t.name,
+        field: 'dtype',
+      });
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new InvalidArgumentError(`tensor ${t.name}: shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`, { tensor: t.name, field: 'shape' });
+      throw new InvalidArgumentError(
+        `tensor ${t.name}: shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`,
+        { tensor: t.name, field: 'shape' },
+      );
     }
   }
 }
@@ -216,7 +232,12 @@ export class CheckpointWriter {
   private readonly extraFiles = new Set<string>();
   private state: 'open' | 'committed' | 'aborted' = 'open';
 
-  private constructor(outDir: string, tempDir: string, specs: readonly TensorSpec[], options: CheckpointWriterOptions) {
+  private constructor(
+    outDir: string,
+    tempDir: string,
+    specs: readonly TensorSpec[],
+    options: CheckpointWriterOptions,
+  ) {
     this.outDir = outDir;
     this.tempDir = tempDir;
     this.options = options;
@@ -243,7 +264,14 @@ export class CheckpointWriter {
     if (current.length > 0 || groups.length === 0) groups.push(current);
     this.tensors = new Map();
     this.shards = groups.map((group, i) => {
-      const shard: Shard = { file: shardFileName(i + 1, groups.length), tensors: [], dataBytes: 0, header: undefined, handle: undefined, opening: undefined };
+      const shard: Shard = {
+        file: shardFileName(i + 1, groups.length),
+        tensors: [],
+        dataBytes: 0,
+        header: undefined,
+        handle: undefined,
+        opening: undefined,
+      };
       for (const spec of group) {
         const byteLength = shapeSize(spec.shape) * DTYPE_SIZES[spec.dtype];
         const planned: PlannedTensor = { spec, shard, begin: shard.dataBytes, byteLength, written: 0 };
@@ -259,10 +287,17 @@ export class CheckpointWriter {
    * Plans the output and creates its temporary folder beside `outDir` (sweeping stale ones first).
    * Nothing appears under `outDir` until `commit`.
    */
-  static async create(outDir: string, tensors: readonly TensorSpec[], options: CheckpointWriterOptions = {}): Promise<CheckpointWriter> {
+  static async create(
+    outDir: string,
+    tensors: readonly TensorSpec[],
+    options: CheckpointWriterOptions = {},
+  ): Promise<CheckpointWriter> {
     validateSpecs(tensors);
     const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
-    if (!Number.isSafeInteger(shardBytes) || shardBytes < 1) throw new InvalidArgumentError(`shard size must be a positive integer byte count, got ${shardBytes}`, { field: 'shardBytes' });
+    if (!Number.isSafeInteger(shardBytes) || shardBytes < 1)
+      throw new InvalidArgumentError(`shard size must be a positive integer byte count, got ${shardBytes}`, {
+        field: 'shardBytes',
+      });
     const out = path.resolve(outDir);
     const parent = path.dirname(out);
     if ((options.ifExists ?? 'error') === 'error' && (await isNonEmptyDir(out))) {
@@ -279,7 +314,11 @@ export class CheckpointWriter {
 
   /** The shard plan: file name and tensor names of each shard. */
   get plan(): readonly { file: string; tensors: readonly string[]; dataBytes: number }[] {
-    return this.shards.map((s) => ({ file: s.file, tensors: s.tensors.map((t) => t.spec.name), dataBytes: s.dataBytes }));
+    return this.shards.map((s) => ({
+      file: s.file,
+      tensors: s.tensors.map((t) => t.spec.name),
+      dataBytes: s.dataBytes,
+    }));
   }
 
   /** Bytes of `name` still to write. */
@@ -293,7 +332,10 @@ export class CheckpointWriter {
     this.assertOpen();
     const t = this.planned(name);
     if (t.written + bytes.byteLength > t.byteLength) {
-      throw new CheckpointWriteError(`tensor ${name}: writing ${bytes.byteLength} bytes at ${t.written} passes its ${t.byteLength} bytes`, { tensor: name });
+      throw new CheckpointWriteError(
+        `tensor ${name}: writing ${bytes.byteLength} bytes at ${t.written} passes its ${t.byteLength} bytes`,
+        { tensor: name },
+      );
     }
     const position = t.written;
     t.written += bytes.byteLength; // claimed before awaiting, so concurrent appends keep their order
@@ -311,8 +353,17 @@ export class CheckpointWriter {
   async writeFile(relativePath: string, data: string | Uint8Array): Promise<void> {
     this.assertOpen();
     const normal = path.normalize(relativePath);
-    if (path.isAbsolute(normal) || normal.startsWith('..') || normal === '.' || normal === INDEX_FILE_NAME || this.shards.some((s) => s.file === normal)) {
-      throw new InvalidArgumentError(`extra file path ${JSON.stringify(relativePath)} is not allowed`, { field: 'path', path: relativePath });
+    if (
+      path.isAbsolute(normal) ||
+      normal.startsWith('..') ||
+      normal === '.' ||
+      normal === INDEX_FILE_NAME ||
+      this.shards.some((s) => s.file === normal)
+    ) {
+      throw new InvalidArgumentError(`extra file path ${JSON.stringify(relativePath)} is not allowed`, {
+        field: 'path',
+        path: relativePath,
+      });
     }
     const full = path.join(this.tempDir, normal);
     await mkdir(path.dirname(full), { recursive: true });
@@ -353,7 +404,8 @@ export class CheckpointWriter {
       const files = this.shards.map((s) => s.file);
       if (this.shards.length > 1) {
         const weightMap: Record<string, string> = {};
-        for (const name of [...this.tensors.keys()].sort()) weightMap[name] = this.tensors.get(name)!.shard.file;
+        for (const name of [...this.tensors.keys()].sort())
+          weightMap[name] = this.tensors.get(name)!.shard.file;
         const index = { metadata: { total_size: totalBytes, ...this.metadata }, weight_map: weightMap };
         const fh = await open(path.join(this.tempDir, INDEX_FILE_NAME), 'w');
         try {
@@ -395,7 +447,10 @@ export class CheckpointWriter {
         await rm(this.tempDir, { recursive: true, force: true });
         return true;
       }
-      if (mode === 'error') throw new CheckpointWriteError(`output folder ${this.outDir} already exists and is not empty`, { path: this.outDir });
+      if (mode === 'error')
+        throw new CheckpointWriteError(`output folder ${this.outDir} already exists and is not empty`, {
+          path: this.outDir,
+        });
       const old = path.join(path.dirname(this.tempDir), tempName());
       await rename(this.outDir, old);
       await rename(this.tempDir, this.outDir);
@@ -412,7 +467,11 @@ export class CheckpointWriter {
           await rm(this.tempDir, { recursive: true, force: true });
           return true;
         }
-        throw new CheckpointWriteError(`output folder ${this.outDir} appeared while writing`, { path: this.outDir }, error);
+        throw new CheckpointWriteError(
+          `output folder ${this.outDir} appeared while writing`,
+          { path: this.outDir },
+          error,
+        );
       }
       throw error;
     }
@@ -427,7 +486,8 @@ export class CheckpointWriter {
   }
 
   private assertOpen(): void {
-    if (this.state !== 'open') throw new CheckpointWriteError(`the writer of ${this.outDir} is ${this.state}`, { path: this.outDir });
+    if (this.state !== 'open')
+      throw new CheckpointWriteError(`the writer of ${this.outDir} is ${this.state}`, { path: this.outDir });
   }
 
   private shardHandle(shard: Shard): Promise<FileHandle> {

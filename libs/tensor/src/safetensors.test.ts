@@ -2,11 +2,21 @@ import { mkdtemp, readdir, readFile, rm, truncate, writeFile, mkdir } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointNotFoundError, CheckpointWriteError, InvalidCheckpointError, type CheckpointRule } from './checkpoint-errors.js';
+import {
+  CheckpointNotFoundError,
+  CheckpointWriteError,
+  InvalidCheckpointError,
+  type CheckpointRule,
+} from './checkpoint-errors.js';
 import { Checkpoint } from './checkpoint.js';
 import { bf16BitsToNumber, encodeFloats, numberToBf16Bits, type DType } from './dtypes.js';
 import { SafetensorsFile } from './safetensors-reader.js';
-import { CheckpointWriter, encodeSafetensorsHeader, shardFileName, type TensorSpec } from './safetensors-writer.js';
+import {
+  CheckpointWriter,
+  encodeSafetensorsHeader,
+  shardFileName,
+  type TensorSpec,
+} from './safetensors-writer.js';
 
 let root: string;
 beforeAll(async () => {
@@ -23,7 +33,11 @@ function fresh(name: string): string {
 }
 
 /** A raw safetensors file: 8-byte length (or `length`), header text, data. */
-async function rawFile(header: unknown, data: Uint8Array, options: { length?: bigint; text?: string } = {}): Promise<string> {
+async function rawFile(
+  header: unknown,
+  data: Uint8Array,
+  options: { length?: bigint; text?: string } = {},
+): Promise<string> {
   const text = Buffer.from(options.text ?? JSON.stringify(header), 'utf8');
   const bytes = new Uint8Array(8 + text.byteLength + data.byteLength);
   new DataView(bytes.buffer).setBigUint64(0, options.length ?? BigInt(text.byteLength), true);
@@ -34,7 +48,11 @@ async function rawFile(header: unknown, data: Uint8Array, options: { length?: bi
   return file;
 }
 
-async function expectInvalid(file: string, rule: CheckpointRule, tensor?: string): Promise<InvalidCheckpointError> {
+async function expectInvalid(
+  file: string,
+  rule: CheckpointRule,
+  tensor?: string,
+): Promise<InvalidCheckpointError> {
   const error = await SafetensorsFile.open(file).then(
     () => undefined,
     (e: unknown) => e,
@@ -55,8 +73,17 @@ function iota(n: number, scale = 1): Float64Array {
   return Float64Array.from({ length: n }, (_, i) => (i - n / 2) * scale);
 }
 
-async function writeCheckpoint(out: string, specs: TensorSpec[], values: Map<string, Float64Array | Uint8Array>, shardBytes?: number): Promise<void> {
-  const writer = await CheckpointWriter.create(out, specs, { recipeSha256: 'ab'.repeat(32), toolVersion: '9.9.9', ...(shardBytes ? { shardBytes } : {}) });
+async function writeCheckpoint(
+  out: string,
+  specs: TensorSpec[],
+  values: Map<string, Float64Array | Uint8Array>,
+  shardBytes?: number,
+): Promise<void> {
+  const writer = await CheckpointWriter.create(out, specs, {
+    recipeSha256: 'ab'.repeat(32),
+    toolVersion: '9.9.9',
+    ...(shardBytes ? { shardBytes } : {}),
+  });
   for (const spec of specs) {
     const v = values.get(spec.name)!;
     if (v instanceof Float64Array) await writer.writeFloats(spec.name, v);
@@ -96,15 +123,31 @@ describe('writer -> reader round trip', () => {
     expect(n % 8).toBe(0);
     const file = await SafetensorsFile.open(path.join(out, 'model.safetensors'));
     try {
-      expect(file.metadata).toEqual({ format: 'pt', hm3_version: '9.9.9', hm3_recipe_sha256: 'ab'.repeat(32) });
+      expect(file.metadata).toEqual({
+        format: 'pt',
+        hm3_version: '9.9.9',
+        hm3_recipe_sha256: 'ab'.repeat(32),
+      });
       expect(file.tensors.map((t) => t.name)).toEqual(specs.map((s) => s.name));
-      expect([...(await file.readFloats('model.norm.weight', 'F64'))]).toEqual([...values.get('model.norm.weight')!]);
+      expect([...(await file.readFloats('model.norm.weight', 'F64'))]).toEqual([
+        ...values.get('model.norm.weight')!,
+      ]);
       expect([...(await file.readFloats('f64', 'F64'))]).toEqual([...values.get('f64')!]);
       expect([...(await file.readFloats('f64', 'F32'))]).toEqual([...values.get('f64')!].map(Math.fround));
       // BF16/F16 values chosen exactly representable
-      expect([...(await file.readFloats('model.embed_tokens.weight', 'F32'))]).toEqual([...values.get('model.embed_tokens.weight')!]);
-      expect([...(await file.readFloats('model.layers.0.mlp.up_proj.weight', 'F64'))]).toEqual([...values.get('model.layers.0.mlp.up_proj.weight')!]);
-      expect([...new BigInt64Array((await file.readBytes('position_ids')).buffer)]).toEqual([0n, 1n, 2n, -3n, 2n ** 40n]);
+      expect([...(await file.readFloats('model.embed_tokens.weight', 'F32'))]).toEqual([
+        ...values.get('model.embed_tokens.weight')!,
+      ]);
+      expect([...(await file.readFloats('model.layers.0.mlp.up_proj.weight', 'F64'))]).toEqual([
+        ...values.get('model.layers.0.mlp.up_proj.weight')!,
+      ]);
+      expect([...new BigInt64Array((await file.readBytes('position_ids')).buffer)]).toEqual([
+        0n,
+        1n,
+        2n,
+        -3n,
+        2n ** 40n,
+      ]);
       expect([...(await file.readBytes('flags'))]).toEqual([1, 0, 1]);
       expect([...(await file.readFloats('scalar', 'F32'))]).toEqual([3.5]);
       expect((await file.readFloats('empty', 'F32')).length).toBe(0);
@@ -117,12 +160,20 @@ describe('writer -> reader round trip', () => {
 
   it('reports NaN/Inf in inputs by policy, naming file, tensor and flat index', async () => {
     const out = fresh('nonfinite');
-    await writeCheckpoint(out, [{ name: 'w', dtype: 'BF16', shape: [4, 4] }], new Map([['w', Float64Array.from({ length: 16 }, (_, i) => (i === 13 ? NaN : i))]]));
+    await writeCheckpoint(
+      out,
+      [{ name: 'w', dtype: 'BF16', shape: [4, 4] }],
+      new Map([['w', Float64Array.from({ length: 16 }, (_, i) => (i === 13 ? NaN : i))]]),
+    );
     const file = path.join(out, 'model.safetensors');
     const ckpt = await Checkpoint.open(out);
     try {
-      await expect(ckpt.readFloats('w', 'F32', { nonFinite: 'error' })).rejects.toThrow(new RegExp(`${file}: tensor w holds a non-finite value \\(NaN\\) at flat index 13`));
-      await expect(ckpt.readFloats('w', 'F32', { rows: [3, 4], nonFinite: 'error' })).rejects.toMatchObject({ details: { index: 13, tensor: 'w', file } });
+      await expect(ckpt.readFloats('w', 'F32', { nonFinite: 'error' })).rejects.toThrow(
+        new RegExp(`${file}: tensor w holds a non-finite value \\(NaN\\) at flat index 13`),
+      );
+      await expect(ckpt.readFloats('w', 'F32', { rows: [3, 4], nonFinite: 'error' })).rejects.toMatchObject({
+        details: { index: 13, tensor: 'w', file },
+      });
       const warned: unknown[] = [];
       const v = await ckpt.readFloats('w', 'F64', { nonFinite: 'warn', onNonFinite: (r) => warned.push(r) });
       expect(Number.isNaN(v[13])).toBe(true);
@@ -143,12 +194,17 @@ describe('writer -> reader round trip', () => {
       expect([...rows]).toEqual([...all.subarray(3 * 8, 7 * 8)]);
       const bytes = await file.readRowBytes('model.embed_tokens.weight', 15, 16);
       expect(bytes.byteLength).toBe(16);
-      expect([...new Uint16Array(bytes.slice().buffer)].map(bf16BitsToNumber)).toEqual([...all.subarray(120, 128)]);
+      expect([...new Uint16Array(bytes.slice().buffer)].map(bf16BitsToNumber)).toEqual([
+        ...all.subarray(120, 128),
+      ]);
       const out32 = new Float32Array(8);
       await file.readFloats('model.embed_tokens.weight', 'F32', { rows: [0, 1], out: out32 });
       expect([...out32]).toEqual([...all.subarray(0, 8)]);
       expect((await file.readRowBytes('model.embed_tokens.weight', 4, 4)).byteLength).toBe(0);
-      await expect(file.readRowBytes('model.embed_tokens.weight', 5, 17)).rejects.toMatchObject({ rule: 'row-range', tensor: 'model.embed_tokens.weight' });
+      await expect(file.readRowBytes('model.embed_tokens.weight', 5, 17)).rejects.toMatchObject({
+        rule: 'row-range',
+        tensor: 'model.embed_tokens.weight',
+      });
       await expect(file.readRowBytes('scalar', 0, 1)).rejects.toThrow(/scalar tensor has no rows/);
     } finally {
       await file.close();
@@ -160,7 +216,9 @@ describe('writer -> reader round trip', () => {
     const n = 9 * 1024 * 1024; // BF16: 18 MiB
     const bits = new Uint16Array(n);
     for (let i = 0; i < n; i++) bits[i] = numberToBf16Bits((i % 251) - 125);
-    const writer = await CheckpointWriter.create(out, [{ name: 'w', dtype: 'BF16', shape: [n / 1024, 1024] }]);
+    const writer = await CheckpointWriter.create(out, [
+      { name: 'w', dtype: 'BF16', shape: [n / 1024, 1024] },
+    ]);
     const bytes = new Uint8Array(bits.buffer);
     // row blocks: written in three appends
     await writer.write('w', bytes.subarray(0, 5_000_000));
@@ -188,7 +246,10 @@ describe('writer -> reader round trip', () => {
     const names = (await readdir(out)).sort();
     expect(names).toEqual([shardFileName(1, 2), shardFileName(2, 2), 'model.safetensors.index.json'].sort());
     expect(shardFileName(1, 2)).toBe('model-00001-of-00002.safetensors');
-    const index = JSON.parse(await readFile(path.join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: Record<string, unknown>; weight_map: Record<string, string> };
+    const index = JSON.parse(await readFile(path.join(out, 'model.safetensors.index.json'), 'utf8')) as {
+      metadata: Record<string, unknown>;
+      weight_map: Record<string, string>;
+    };
     expect(index.metadata['total_size']).toBe(256 + 64 + 32 + 48 + 40 + 4 + 0 + 3);
     expect(index.metadata['hm3_recipe_sha256']).toBe('ab'.repeat(32));
     expect(index.weight_map['model.embed_tokens.weight']).toBe('model-00001-of-00002.safetensors');
@@ -197,9 +258,17 @@ describe('writer -> reader round trip', () => {
     try {
       expect(ckpt.sharded).toBe(true);
       expect(ckpt.names().sort()).toEqual(specs.map((s) => s.name).sort());
-      expect(ckpt.info('model.norm.weight')).toMatchObject({ dtype: 'F32', shape: [8], file: path.join(out, 'model-00002-of-00002.safetensors') });
-      expect([...(await ckpt.readFloats('model.norm.weight', 'F64'))]).toEqual([...values.get('model.norm.weight')!]);
-      expect([...(await ckpt.readFloats('model.embed_tokens.weight', 'F32', { rows: [1, 2] }))]).toEqual([...values.get('model.embed_tokens.weight')!.subarray(8, 16)]);
+      expect(ckpt.info('model.norm.weight')).toMatchObject({
+        dtype: 'F32',
+        shape: [8],
+        file: path.join(out, 'model-00002-of-00002.safetensors'),
+      });
+      expect([...(await ckpt.readFloats('model.norm.weight', 'F64'))]).toEqual([
+        ...values.get('model.norm.weight')!,
+      ]);
+      expect([...(await ckpt.readFloats('model.embed_tokens.weight', 'F32', { rows: [1, 2] }))]).toEqual([
+        ...values.get('model.embed_tokens.weight')!.subarray(8, 16),
+      ]);
       expect([...(await ckpt.readBytes('flags'))]).toEqual([1, 0, 1]);
       expect(ckpt.files()).toHaveLength(2);
       expect(() => ckpt.info('missing.weight')).toThrow(CheckpointNotFoundError);
@@ -209,14 +278,22 @@ describe('writer -> reader round trip', () => {
   });
 
   it('a tensor larger than the budget gets a shard of its own', async () => {
-    const writer = await CheckpointWriter.create(fresh('plan'), [
-      { name: 'a', dtype: 'F32', shape: [10] },
-      { name: 'big', dtype: 'F32', shape: [100] },
-      { name: 'b', dtype: 'F32', shape: [10] },
-      { name: 'c', dtype: 'F32', shape: [10] },
-    ], { shardBytes: 100 });
+    const writer = await CheckpointWriter.create(
+      fresh('plan'),
+      [
+        { name: 'a', dtype: 'F32', shape: [10] },
+        { name: 'big', dtype: 'F32', shape: [100] },
+        { name: 'b', dtype: 'F32', shape: [10] },
+        { name: 'c', dtype: 'F32', shape: [10] },
+      ],
+      { shardBytes: 100 },
+    );
     expect(writer.plan.map((s) => s.tensors)).toEqual([['a'], ['big'], ['b', 'c']]);
-    expect(writer.plan.map((s) => s.file)).toEqual(['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
+    expect(writer.plan.map((s) => s.file)).toEqual([
+      'model-00001-of-00003.safetensors',
+      'model-00002-of-00003.safetensors',
+      'model-00003-of-00003.safetensors',
+    ]);
     await writer.abort();
   });
 
@@ -244,7 +321,17 @@ describe('bad safetensors files: typed errors naming the file, tensor and rule',
 
   it('a truncated file (data cut short)', async () => {
     const out = fresh('trunc');
-    await writeCheckpoint(out, [{ name: 'a', dtype: 'F32', shape: [4] }, { name: 'b.weight', dtype: 'F32', shape: [1000] }], new Map([['a', iota(4)], ['b.weight', iota(1000)]]));
+    await writeCheckpoint(
+      out,
+      [
+        { name: 'a', dtype: 'F32', shape: [4] },
+        { name: 'b.weight', dtype: 'F32', shape: [1000] },
+      ],
+      new Map([
+        ['a', iota(4)],
+        ['b.weight', iota(1000)],
+      ]),
+    );
     const file = path.join(out, 'model.safetensors');
     const { size } = await import('node:fs/promises').then((fs) => fs.stat(file));
     await truncate(file, size - 100);
@@ -253,7 +340,9 @@ describe('bad safetensors files: typed errors naming the file, tensor and rule',
   });
 
   it('the header length runs past the end of the file', async () => {
-    const file = await rawFile({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, f32x4, { length: 1_000_000n });
+    const file = await rawFile({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, f32x4, {
+      length: 1_000_000n,
+    });
     const e = await expectInvalid(file, 'header-length');
     expect(e.message).toMatch(/header length 1000000 runs past the end of the file/);
   });
@@ -278,7 +367,10 @@ describe('bad safetensors files: typed errors naming the file, tensor and rule',
   });
 
   it('an unknown dtype', async () => {
-    const file = await rawFile({ 'lm_head.weight': { dtype: 'Q4_K', shape: [4], data_offsets: [0, 16] } }, f32x4);
+    const file = await rawFile(
+      { 'lm_head.weight': { dtype: 'Q4_K', shape: [4], data_offsets: [0, 16] } },
+      f32x4,
+    );
     const e = await expectInvalid(file, 'dtype', 'lm_head.weight');
     expect(e.message).toContain('Q4_K');
   });
@@ -290,15 +382,27 @@ describe('bad safetensors files: typed errors naming the file, tensor and rule',
   });
 
   it('malformed entries and metadata', async () => {
-    await expectInvalid(await rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 16] } }, f32x4), 'header-entry', 'w');
-    await expectInvalid(await rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [16, 0] } }, f32x4), 'header-entry', 'w');
+    await expectInvalid(
+      await rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 16] } }, f32x4),
+      'header-entry',
+      'w',
+    );
+    await expectInvalid(
+      await rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [16, 0] } }, f32x4),
+      'header-entry',
+      'w',
+    );
     await expectInvalid(await rawFile({ w: 3 }, f32x4), 'header-entry', 'w');
     await expectInvalid(await rawFile({ __metadata__: { format: 1 } }, f32x4), 'metadata');
   });
 
   it('accepts a valid hand-made file with __metadata__ and header padding', async () => {
     const file = await rawFile(undefined, new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer), {
-      text: JSON.stringify({ __metadata__: { format: 'pt' }, w: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } }) + '   ',
+      text:
+        JSON.stringify({
+          __metadata__: { format: 'pt' },
+          w: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] },
+        }) + '   ',
     });
     const st = await SafetensorsFile.open(file);
     expect([...(await st.readFloats('w', 'F32'))]).toEqual([1, 2, 3, 4]);
@@ -318,12 +422,25 @@ describe('checkpoint folders: missing pieces', () => {
   it('a folder with no safetensors', async () => {
     const dir = fresh('empty-folder');
     await mkdir(dir);
-    await expect(Checkpoint.open(dir)).rejects.toThrow(/neither model.safetensors nor model.safetensors.index.json/);
+    await expect(Checkpoint.open(dir)).rejects.toThrow(
+      /neither model.safetensors nor model.safetensors.index.json/,
+    );
   });
 
   it('an index naming a tensor its shard lacks, and an index naming a missing shard', async () => {
     const out = fresh('bad-index');
-    await writeCheckpoint(out, [{ name: 'a', dtype: 'F32', shape: [40] }, { name: 'b', dtype: 'F32', shape: [40] }], new Map([['a', iota(40)], ['b', iota(40)]]), 200);
+    await writeCheckpoint(
+      out,
+      [
+        { name: 'a', dtype: 'F32', shape: [40] },
+        { name: 'b', dtype: 'F32', shape: [40] },
+      ],
+      new Map([
+        ['a', iota(40)],
+        ['b', iota(40)],
+      ]),
+      200,
+    );
     const indexPath = path.join(out, 'model.safetensors.index.json');
     const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map: Record<string, string> };
     index.weight_map['ghost.weight'] = 'model-00001-of-00002.safetensors';
@@ -375,24 +492,39 @@ describe('writer safety', () => {
     expect((await readdir(path.dirname(out))).filter((n) => n.startsWith('.hm3-tmp-'))).toEqual([]);
   });
 
-  it('accepts concurrent appends to several tensors, keeping each tensor\'s block order', async () => {
+  it("accepts concurrent appends to several tensors, keeping each tensor's block order", async () => {
     const out = fresh('concurrent');
     const specs: TensorSpec[] = ['a', 'b', 'c'].map((name) => ({ name, dtype: 'F32', shape: [4, 1000] }));
     const writer = await CheckpointWriter.create(out, specs, { shardBytes: 20_000 });
-    const block = (name: string, k: number): Float32Array => new Float32Array(2000).fill(name.charCodeAt(0) * 10 + k);
-    await Promise.all(specs.flatMap((s) => [writer.writeFloats(s.name, block(s.name, 0)), writer.writeFloats(s.name, block(s.name, 1))]));
+    const block = (name: string, k: number): Float32Array =>
+      new Float32Array(2000).fill(name.charCodeAt(0) * 10 + k);
+    await Promise.all(
+      specs.flatMap((s) => [
+        writer.writeFloats(s.name, block(s.name, 0)),
+        writer.writeFloats(s.name, block(s.name, 1)),
+      ]),
+    );
     await writer.commit();
     const ckpt = await Checkpoint.open(out);
     for (const s of specs) {
       const v = await ckpt.readFloats(s.name, 'F32');
-      expect([v[0], v[1999], v[2000], v[3999]]).toEqual([s.name.charCodeAt(0) * 10, s.name.charCodeAt(0) * 10, s.name.charCodeAt(0) * 10 + 1, s.name.charCodeAt(0) * 10 + 1]);
+      expect([v[0], v[1999], v[2000], v[3999]]).toEqual([
+        s.name.charCodeAt(0) * 10,
+        s.name.charCodeAt(0) * 10,
+        s.name.charCodeAt(0) * 10 + 1,
+        s.name.charCodeAt(0) * 10 + 1,
+      ]);
     }
     await ckpt.close();
   });
 
-  it('works in a given temp root on the same volume (an artifact store\'s .tmp)', async () => {
+  it("works in a given temp root on the same volume (an artifact store's .tmp)", async () => {
     const store = fresh('store');
-    const writer = await CheckpointWriter.create(path.join(store, 'abc123'), [{ name: 'a', dtype: 'F16', shape: [2] }], { tempRoot: path.join(store, '.tmp') });
+    const writer = await CheckpointWriter.create(
+      path.join(store, 'abc123'),
+      [{ name: 'a', dtype: 'F16', shape: [2] }],
+      { tempRoot: path.join(store, '.tmp') },
+    );
     expect(path.dirname(writer.tempDir)).toBe(path.join(store, '.tmp'));
     await writer.writeFloats('a', new Float64Array([0.5, -1]));
     await writer.commit();
@@ -405,9 +537,18 @@ describe('writer safety', () => {
 
   it('rejects bad declarations', async () => {
     const out = fresh('decl');
-    await expect(CheckpointWriter.create(out, [{ name: 'a', dtype: 'F32', shape: [1] }, { name: 'a', dtype: 'F32', shape: [1] }])).rejects.toThrow(/declared twice/);
-    await expect(CheckpointWriter.create(out, [{ name: 'a', dtype: 'X' as DType, shape: [1] }])).rejects.toThrow(/unknown dtype/);
-    await expect(CheckpointWriter.create(out, [{ name: 'a', dtype: 'F32', shape: [1.5] }])).rejects.toThrow(/shape/);
+    await expect(
+      CheckpointWriter.create(out, [
+        { name: 'a', dtype: 'F32', shape: [1] },
+        { name: 'a', dtype: 'F32', shape: [1] },
+      ]),
+    ).rejects.toThrow(/declared twice/);
+    await expect(
+      CheckpointWriter.create(out, [{ name: 'a', dtype: 'X' as DType, shape: [1] }]),
+    ).rejects.toThrow(/unknown dtype/);
+    await expect(CheckpointWriter.create(out, [{ name: 'a', dtype: 'F32', shape: [1.5] }])).rejects.toThrow(
+      /shape/,
+    );
     await expect(CheckpointWriter.create(out, [], { shardBytes: 0 })).rejects.toThrow(/shard size/);
   });
 

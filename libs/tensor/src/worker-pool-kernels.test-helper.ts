@@ -1,7 +1,11 @@
 // Kernels used by worker-pool.test.ts; loaded by workers through tsx (a .ts module URL).
 import { scaleInPlace } from './worker-pool-scale.test-helper.js';
 
-export function axpy(args: { y: Float32Array; x: Float32Array; alpha: number }, start: number, end: number): number {
+export function axpy(
+  args: { y: Float32Array; x: Float32Array; alpha: number },
+  start: number,
+  end: number,
+): number {
   const { y, x, alpha } = args;
   for (let i = start; i < end; i++) y[i] = y[i]! + alpha * x[i]!;
   return end - start;

@@ -60,8 +60,12 @@ describe('WorkerPool', () => {
   });
 
   it('refuses typed arrays over a plain ArrayBuffer, naming the argument', async () => {
-    await expect(pool.run('axpy', { y: new Float32Array(4), x: allocShared(Float32Array, 4), alpha: 1 }, 4)).rejects.toThrow(InvalidArgumentError);
-    await expect(pool.run('scale', { arrays: [allocShared(Float32Array, 2), new Float32Array(2)], factor: 1 }, 2)).rejects.toThrow(/arrays\[1\]/);
+    await expect(
+      pool.run('axpy', { y: new Float32Array(4), x: allocShared(Float32Array, 4), alpha: 1 }, 4),
+    ).rejects.toThrow(InvalidArgumentError);
+    await expect(
+      pool.run('scale', { arrays: [allocShared(Float32Array, 2), new Float32Array(2)], factor: 1 }, 2),
+    ).rejects.toThrow(/arrays\[1\]/);
   });
 
   it('propagates a kernel error with the kernel name and range; the pool stays usable', async () => {
@@ -76,9 +80,16 @@ describe('WorkerPool', () => {
   });
 
   it('replaces a worker that dies during a task, failing only that run', async () => {
-    await expect(pool.run('die', {}, 1)).rejects.toThrow(/kernel die failed on range \[0, 1\): worker exited/);
+    await expect(pool.run('die', {}, 1)).rejects.toThrow(
+      /kernel die failed on range \[0, 1\): worker exited/,
+    );
     const x = toShared(new Float64Array([4, 5]));
-    expect(await pool.run('sum', { x }, [{ start: 0, end: 1 }, { start: 1, end: 2 }])).toEqual([4, 5]);
+    expect(
+      await pool.run('sum', { x }, [
+        { start: 0, end: 1 },
+        { start: 1, end: 2 },
+      ]),
+    ).toEqual([4, 5]);
   });
 
   it('queues more ranges than workers and runs at most size at once', async () => {

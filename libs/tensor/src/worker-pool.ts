@@ -36,7 +36,11 @@ export interface IndexRange {
 }
 
 /** The shape of a kernel function a worker calls. */
-export type Kernel<A = Record<string, unknown>, R = unknown> = (args: A, start: number, end: number) => R | Promise<R>;
+export type Kernel<A = Record<string, unknown>, R = unknown> = (
+  args: A,
+  start: number,
+  end: number,
+) => R | Promise<R>;
 
 export interface WorkerPoolOptions {
   /** Worker count; default `os.availableParallelism()`. */
@@ -86,7 +90,8 @@ export function toShared<T extends TypedArray>(array: T): T {
 
 /** Splits [0, length) into at most `parts` contiguous ranges of nearly equal size, each >= minLength (except a lone short one). */
 export function splitRange(length: number, parts: number, minLength = 1): IndexRange[] {
-  if (!Number.isInteger(length) || length < 0) throw new InvalidArgumentError(`range length must be a non-negative integer, got ${length}`, { length });
+  if (!Number.isInteger(length) || length < 0)
+    throw new InvalidArgumentError(`range length must be a non-negative integer, got ${length}`, { length });
   if (length === 0) return [];
   const count = Math.max(1, Math.min(Math.floor(parts), Math.floor(length / Math.max(1, minLength))));
   const ranges: IndexRange[] = [];
@@ -202,10 +207,16 @@ export class WorkerPool {
 
   constructor(options: WorkerPoolOptions = {}) {
     const size = options.size ?? os.availableParallelism();
-    if (!Number.isInteger(size) || size < 1) throw new InvalidArgumentError(`worker pool size must be a positive integer, got ${size}`, { field: 'size', size });
+    if (!Number.isInteger(size) || size < 1)
+      throw new InvalidArgumentError(`worker pool size must be a positive integer, got ${size}`, {
+        field: 'size',
+        size,
+      });
     const minRangeLength = options.minRangeLength ?? 65_536;
     if (!Number.isInteger(minRangeLength) || minRangeLength < 1) {
-      throw new InvalidArgumentError(`minRangeLength must be a positive integer, got ${minRangeLength}`, { field: 'minRangeLength' });
+      throw new InvalidArgumentError(`minRangeLength must be a positive integer, got ${minRangeLength}`, {
+        field: 'minRangeLength',
+      });
     }
     this.size = size;
     this.minRangeLength = minRangeLength;
@@ -227,10 +238,20 @@ export class WorkerPool {
    * Runs kernel `name` over `ranges` (or over [0, length) split across the workers) with `args`;
    * resolves with each range's result, in range order.
    */
-  run<R = unknown>(name: string, args: Record<string, unknown>, ranges: number | readonly IndexRange[]): Promise<R[]> {
-    if (this.closing) return Promise.reject(new FailedPreconditionError(`worker pool is closed; cannot run kernel ${name}`, { kernel: name }));
+  run<R = unknown>(
+    name: string,
+    args: Record<string, unknown>,
+    ranges: number | readonly IndexRange[],
+  ): Promise<R[]> {
+    if (this.closing)
+      return Promise.reject(
+        new FailedPreconditionError(`worker pool is closed; cannot run kernel ${name}`, { kernel: name }),
+      );
     const ref = this.kernels.get(name);
-    if (!ref) return Promise.reject(new NotFoundError(`kernel ${name} is not registered in the worker pool`, { kernel: name }));
+    if (!ref)
+      return Promise.reject(
+        new NotFoundError(`kernel ${name} is not registered in the worker pool`, { kernel: name }),
+      );
     try {
       checkShared(name, args);
     } catch (error) {
@@ -239,7 +260,13 @@ export class WorkerPool {
     const list = typeof ranges === 'number' ? splitRange(ranges, this.size, this.minRangeLength) : ranges;
     if (list.length === 0) return Promise.resolve([]);
     return new Promise<R[]>((resolve, reject) => {
-      const job: Job = { results: new Array<unknown>(list.length), remaining: list.length, failed: false, resolve: resolve as (r: unknown[]) => void, reject };
+      const job: Job = {
+        results: new Array<unknown>(list.length),
+        remaining: list.length,
+        failed: false,
+        resolve: resolve as (r: unknown[]) => void,
+        reject,
+      };
       list.forEach((range, index) => {
         this.queue.push({ id: this.nextId++, kernel: name, ref, args, range, job, index });
       });
@@ -272,7 +299,14 @@ export class WorkerPool {
       this.queue.shift();
       slot.task = task;
       slot.worker.ref();
-      slot.worker.postMessage({ id: task.id, url: task.ref.url, exportName: task.ref.exportName, args: task.args, start: task.range.start, end: task.range.end });
+      slot.worker.postMessage({
+        id: task.id,
+        url: task.ref.url,
+        exportName: task.ref.exportName,
+        args: task.args,
+        start: task.range.start,
+        end: task.range.end,
+      });
     }
     if (this.drained && this.queue.length === 0 && this.slots.every((s) => s.task === undefined)) {
       const done = this.drained;
@@ -300,7 +334,12 @@ export class WorkerPool {
       slot.task = undefined;
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
-      if (task) this.fail(task, { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) });
+      if (task)
+        this.fail(task, {
+          name: error.name,
+          message: error.message,
+          ...(error.stack ? { stack: error.stack } : {}),
+        });
       this.pump();
     });
     worker.on('exit', () => {
@@ -329,13 +368,16 @@ export class WorkerPool {
     if (job.failed) return;
     job.failed = true;
     job.reject(
-      new KernelError(`kernel ${task.kernel} failed on range [${task.range.start}, ${task.range.end}): ${error.message}`, {
-        kernel: task.kernel,
-        module: task.ref.url,
-        range: task.range,
-        workerErrorName: error.name,
-        workerStack: error.stack,
-      }),
+      new KernelError(
+        `kernel ${task.kernel} failed on range [${task.range.start}, ${task.range.end}): ${error.message}`,
+        {
+          kernel: task.kernel,
+          module: task.ref.url,
+          range: task.range,
+          workerErrorName: error.name,
+          workerStack: error.stack,
+        },
+      ),
     );
   }
 }

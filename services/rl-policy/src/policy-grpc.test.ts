@@ -10,11 +10,20 @@ import { policyHandlers, specFromWire } from './policy-grpc.js';
 import { PolicyServiceCore } from './policy-service.js';
 
 const wireSpec: policy.PolicySpec = {
-  pool: [{ modelId: 'expert-a', uri: '' }, { modelId: 'expert-b', uri: '' }, { modelId: '', uri: 'artifact://merged' }],
+  pool: [
+    { modelId: 'expert-a', uri: '' },
+    { modelId: 'expert-b', uri: '' },
+    { modelId: '', uri: 'artifact://merged' },
+  ],
   numLayers: 4,
   tMax: 3,
   numObjectives: 2,
-  settings: { nearestActions: 4, amortized: true, hiddenSize: 16, rewardScalarization: policy.Scalarization.TCHEBYCHEFF },
+  settings: {
+    nearestActions: 4,
+    amortized: true,
+    hiddenSize: 16,
+    rewardScalarization: policy.Scalarization.TCHEBYCHEFF,
+  },
   seed: 7n,
 };
 
@@ -22,7 +31,15 @@ describe('PolicyService wire mapping', () => {
   it('maps the spec, keeping lib defaults for unset settings', () => {
     const { pool, settings, poolRefs } = specFromWire(wireSpec);
     expect(pool.map((m) => m.id)).toEqual(['expert-a', 'expert-b', 'artifact://merged']);
-    expect(settings).toMatchObject({ tMax: 3, objectives: 2, seed: 7, mPrime: 4, amortised: true, gruHidden: 16, reward: { scalarisation: 'tchebycheff' } });
+    expect(settings).toMatchObject({
+      tMax: 3,
+      objectives: 2,
+      seed: 7,
+      mPrime: 4,
+      amortised: true,
+      gruHidden: 16,
+      reward: { scalarisation: 'tchebycheff' },
+    });
     expect(settings).not.toHaveProperty('epsilon');
     expect(poolRefs).toHaveLength(3);
     expect(() => specFromWire(undefined)).toThrow(/spec/);
@@ -33,15 +50,36 @@ describe('PolicyService wire mapping', () => {
     const store = createInMemoryStore();
     await store.start();
     try {
-      const h = policyHandlers(new PolicyServiceCore({ policies: store.policies, artifacts: new LocalArtifactStore(dir) }));
+      const h = policyHandlers(
+        new PolicyServiceCore({ policies: store.policies, artifacts: new LocalArtifactStore(dir) }),
+      );
       const ctx = {} as RpcContext;
       const { policyId } = await h.createPolicy({ policyId: 'wire-1', spec: wireSpec }, ctx);
-      const { paths } = await h.proposePaths({ policyId, preference: { weights: [0.4, 0.6] }, count: 3, greedy: false }, ctx);
+      const { paths } = await h.proposePaths(
+        { policyId, preference: { weights: [0.4, 0.6] }, count: 3, greedy: false },
+        ctx,
+      );
       expect(paths).toHaveLength(3);
       expect(paths[0]!.path!.pool.map((m) => m.modelId)).toEqual(['expert-a', 'expert-b', '']);
       expect(paths[0]!.path!.steps).toHaveLength(3);
-      const scores = (v: number) => [0, 1].map((k) => ({ objective: `o${k}`, metric: 'accuracy', split: 0, value: v, stderr: 0 }) as unknown as common.Score);
-      const res = await h.reportRewards({ policyId, rewards: paths.map((p, i) => ({ episodeId: p.episodeId, scores: scores(i / 3), reward: 0 })) }, ctx);
+      const scores = (v: number) =>
+        [0, 1].map(
+          (k) =>
+            ({
+              objective: `o${k}`,
+              metric: 'accuracy',
+              split: 0,
+              value: v,
+              stderr: 0,
+            }) as unknown as common.Score,
+        );
+      const res = await h.reportRewards(
+        {
+          policyId,
+          rewards: paths.map((p, i) => ({ episodeId: p.episodeId, scores: scores(i / 3), reward: 0 })),
+        },
+        ctx,
+      );
       expect(res).toEqual({ accepted: 3, ignoredEpisodeIds: [] });
       const events: policy.TrainResponse[] = [];
       for await (const e of h.train({ policyId, iterations: 2 }, ctx)) events.push(e as policy.TrainResponse);

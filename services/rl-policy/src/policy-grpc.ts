@@ -6,11 +6,22 @@ import type { ServiceHandlers } from '@hm3/service-kit';
 import type { PolicyServiceCore } from './policy-service.js';
 
 /** Wire spec -> pool and settings; unset optional fields keep the lib's documented defaults. */
-export function specFromWire(spec: policy.PolicySpec | undefined): { pool: PoolModel[]; settings: PolicySettingsInput; poolRefs: unknown[] } {
+export function specFromWire(spec: policy.PolicySpec | undefined): {
+  pool: PoolModel[];
+  settings: PolicySettingsInput;
+  poolRefs: unknown[];
+} {
   if (spec === undefined) throw new InvalidArgumentError('spec is required', { field: 'spec' });
-  const pool = spec.pool.map((m, i) => ({ id: m.modelId !== '' ? m.modelId : m.uri !== '' ? m.uri : `pool-${i}`, layers: spec.numLayers }));
+  const pool = spec.pool.map((m, i) => ({
+    id: m.modelId !== '' ? m.modelId : m.uri !== '' ? m.uri : `pool-${i}`,
+    layers: spec.numLayers,
+  }));
   const w = spec.settings ?? ({} as Partial<policy.RlSettings>);
-  const settings: Record<string, unknown> = { tMax: spec.tMax, objectives: spec.numObjectives, seed: Number(spec.seed) };
+  const settings: Record<string, unknown> = {
+    tMax: spec.tMax,
+    objectives: spec.numObjectives,
+    seed: Number(spec.seed),
+  };
   const set = (key: string, value: unknown): void => {
     if (value !== undefined) settings[key] = value;
   };
@@ -35,17 +46,30 @@ export function specFromWire(spec: policy.PolicySpec | undefined): { pool: PoolM
   if (w.rewardScalarization === policy.Scalarization.WEIGHTED_SUM) reward['scalarisation'] = 'weighted-sum';
   if (Object.keys(reward).length > 0) settings['reward'] = reward;
   if (w.allowStop === true || w.alignLayers === true) {
-    throw new InvalidArgumentError('allow_stop and align_layers are not supported yet', { field: w.allowStop === true ? 'settings.allow_stop' : 'settings.align_layers' });
+    throw new InvalidArgumentError('allow_stop and align_layers are not supported yet', {
+      field: w.allowStop === true ? 'settings.allow_stop' : 'settings.align_layers',
+    });
   }
-  return { pool, settings: settings as PolicySettingsInput, poolRefs: spec.pool.map((m) => ({ modelId: m.modelId, uri: m.uri })) };
+  return {
+    pool,
+    settings: settings as PolicySettingsInput,
+    poolRefs: spec.pool.map((m) => ({ modelId: m.modelId, uri: m.uri })),
+  };
 }
 
 export function policyHandlers(core: PolicyServiceCore): ServiceHandlers<typeof policy.PolicyServiceService> {
   return {
-    createPolicy: async (request) => ({ policyId: await core.createPolicy(request.policyId, specFromWire(request.spec)) }),
+    createPolicy: async (request) => ({
+      policyId: await core.createPolicy(request.policyId, specFromWire(request.spec)),
+    }),
 
     proposePaths: async (request) => {
-      const paths = await core.proposePaths(request.policyId, request.preference?.weights ?? [], request.count, request.greedy);
+      const paths = await core.proposePaths(
+        request.policyId,
+        request.preference?.weights ?? [],
+        request.count,
+        request.greedy,
+      );
       const pool = (await core.poolRefs(request.policyId)) as policy.PolicySpec['pool'];
       return {
         paths: paths.map((p) => ({
@@ -58,7 +82,11 @@ export function policyHandlers(core: PolicyServiceCore): ServiceHandlers<typeof 
     reportRewards: async (request) => {
       const { accepted, ignored } = await core.reportRewards(
         request.policyId,
-        request.rewards.map((r) => (r.scores.length > 0 ? { episodeId: r.episodeId, scores: r.scores.map((s) => s.value) } : { episodeId: r.episodeId, reward: r.reward })),
+        request.rewards.map((r) =>
+          r.scores.length > 0
+            ? { episodeId: r.episodeId, scores: r.scores.map((s) => s.value) }
+            : { episodeId: r.episodeId, reward: r.reward },
+        ),
       );
       return { accepted, ignoredEpisodeIds: ignored };
     },
@@ -71,7 +99,12 @@ export function policyHandlers(core: PolicyServiceCore): ServiceHandlers<typeof 
         count++;
         yield { event: { $case: 'progress' as const, value: e } };
       }
-      yield { event: { $case: 'result' as const, value: { iterations: count, finalMeanReward: last?.meanReward ?? 0 } } };
+      yield {
+        event: {
+          $case: 'result' as const,
+          value: { iterations: count, finalMeanReward: last?.meanReward ?? 0 },
+        },
+      };
     },
 
     exportPolicy: async (request) => {

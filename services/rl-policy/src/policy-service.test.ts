@@ -42,7 +42,9 @@ describe('PolicyServiceCore', () => {
       { episodeId: 'unknown', reward: 1 },
     ]);
     expect(report).toEqual({ accepted: 6, ignored: ['unknown'] });
-    expect((await core.reportRewards(id, [{ episodeId: proposed[0]!.episodeId, reward: 1 }])).ignored).toHaveLength(1);
+    expect(
+      (await core.reportRewards(id, [{ episodeId: proposed[0]!.episodeId, reward: 1 }])).ignored,
+    ).toHaveLength(1);
     const events: TrainProgressEvent[] = [];
     for await (const e of core.train(id, 2)) events.push(e);
     expect(events.map((e) => e.iteration)).toEqual([1, 2]);
@@ -56,14 +58,19 @@ describe('PolicyServiceCore', () => {
     // A new core over the same store and artifact folder: the trained policy comes back.
     const greedyBefore = await core.proposePaths(id, [0.5, 0.5], 1, true);
     const exported = await core.exportPolicy(id);
-    const restarted = new PolicyServiceCore({ policies: store.policies, artifacts: new LocalArtifactStore(dir) });
+    const restarted = new PolicyServiceCore({
+      policies: store.policies,
+      artifacts: new LocalArtifactStore(dir),
+    });
     expect(Array.from(await restarted.exportPolicy(id))).toEqual(Array.from(exported));
     expect((await restarted.proposePaths(id, [0.5, 0.5], 1, true))[0]!.path).toEqual(greedyBefore[0]!.path);
   });
 
   it('maps bad input to typed errors', async () => {
     const core = new PolicyServiceCore({ policies: store.policies, artifacts });
-    await expect(core.createPolicy('empty', { pool: [], settings: {} })).rejects.toThrow(InvalidArgumentError);
+    await expect(core.createPolicy('empty', { pool: [], settings: {} })).rejects.toThrow(
+      InvalidArgumentError,
+    );
     await expect(core.createPolicy('t0', { pool: spec.pool, settings: { tMax: 0 } })).rejects.toThrow(/tMax/);
     await expect(core.proposePaths('nope', [1], 1)).rejects.toThrow(NotFoundError);
     const id = await core.createPolicy('p2', spec);
@@ -71,7 +78,9 @@ describe('PolicyServiceCore', () => {
     await expect(core.proposePaths(id, [-0.5, 1.5], 2)).rejects.toThrow(InvalidArgumentError);
     await expect(core.proposePaths(id, [0.5, 0.5], 0)).rejects.toThrow(/count/);
     const [p] = await core.proposePaths(id, [0.5, 0.5], 1);
-    await expect(core.reportRewards(id, [{ episodeId: p!.episodeId, reward: Number.NaN }])).rejects.toThrow(InvalidArgumentError);
+    await expect(core.reportRewards(id, [{ episodeId: p!.episodeId, reward: Number.NaN }])).rejects.toThrow(
+      InvalidArgumentError,
+    );
     const drain = async () => {
       for await (const _ of core.train(id)) void _;
     };

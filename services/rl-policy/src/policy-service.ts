@@ -9,7 +9,15 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@hm3/errors';
-import { checkReward, checkScores, episodeReward, LayerPool, loadPolicy, PathPolicy, savePolicy } from '@hm3/rl';
+import {
+  checkReward,
+  checkScores,
+  episodeReward,
+  LayerPool,
+  loadPolicy,
+  PathPolicy,
+  savePolicy,
+} from '@hm3/rl';
 import type { Episode, PathStep, PolicySettingsInput, PoolModel } from '@hm3/rl';
 import type { ArtifactStore, PoliciesRepository } from '@hm3/store';
 
@@ -66,21 +74,41 @@ export class PolicyServiceCore {
 
   async createPolicy(policyId: string | undefined, spec: PolicySpec): Promise<string> {
     const id = policyId === undefined || policyId === '' ? randomUUID() : policyId;
-    if (!/^[A-Za-z0-9._-]{1,100}$/.test(id)) throw new InvalidArgumentError(`policy id ${JSON.stringify(id)} is not allowed`, { field: 'policy_id' });
-    if ((await this.deps.policies.get(id)) !== undefined) throw new FailedPreconditionError(`policy ${id} already exists`, { field: 'policy_id', policyId: id });
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(id))
+      throw new InvalidArgumentError(`policy id ${JSON.stringify(id)} is not allowed`, {
+        field: 'policy_id',
+      });
+    if ((await this.deps.policies.get(id)) !== undefined)
+      throw new FailedPreconditionError(`policy ${id} already exists`, { field: 'policy_id', policyId: id });
     const policy = new PathPolicy(new LayerPool(spec.pool), spec.settings);
     const live: Live = { policy, iterations: 0, pending: new Map(), rewarded: [] };
     const weightsArtifactId = await this.saveWeights(policy);
     const at = this.now();
-    await this.deps.policies.insert({ id, weightsArtifactId, settings: { ...policy.settings, pool: spec.pool, poolRefs: spec.poolRefs ?? [] }, iterations: 0, createdAt: at, updatedAt: at });
+    await this.deps.policies.insert({
+      id,
+      weightsArtifactId,
+      settings: { ...policy.settings, pool: spec.pool, poolRefs: spec.poolRefs ?? [] },
+      iterations: 0,
+      createdAt: at,
+      updatedAt: at,
+    });
     this.live.set(id, live);
     return id;
   }
 
-  async proposePaths(policyId: string, preference: readonly number[], count: number, greedy = false): Promise<ProposedPath[]> {
-    if (!Number.isSafeInteger(count) || count <= 0 || count > 4096) throw new InvalidArgumentError(`count must be in 1..4096, got ${count}`, { field: 'count' });
+  async proposePaths(
+    policyId: string,
+    preference: readonly number[],
+    count: number,
+    greedy = false,
+  ): Promise<ProposedPath[]> {
+    if (!Number.isSafeInteger(count) || count <= 0 || count > 4096)
+      throw new InvalidArgumentError(`count must be in 1..4096, got ${count}`, { field: 'count' });
     const live = await this.get(policyId);
-    const episodes = live.policy.propose(Array.from({ length: count }, () => preference), greedy ? 'greedy' : 'explore');
+    const episodes = live.policy.propose(
+      Array.from({ length: count }, () => preference),
+      greedy ? 'greedy' : 'explore',
+    );
     return episodes.map((e) => {
       const episodeId = randomUUID();
       if (!greedy) live.pending.set(episodeId, e);
@@ -89,10 +117,14 @@ export class PolicyServiceCore {
   }
 
   /** Accepts rewards of pending episodes (once each); unknown or repeated ids are returned as ignored. */
-  async reportRewards(policyId: string, rewards: readonly EpisodeReward[]): Promise<{ accepted: number; ignored: string[] }> {
+  async reportRewards(
+    policyId: string,
+    rewards: readonly EpisodeReward[],
+  ): Promise<{ accepted: number; ignored: string[] }> {
     const live = await this.get(policyId);
     rewards.forEach((r, i) => {
-      if (r.scores !== undefined && r.scores.length > 0) checkScores(r.scores, live.policy.settings.objectives, `rewards[${i}].scores`);
+      if (r.scores !== undefined && r.scores.length > 0)
+        checkScores(r.scores, live.policy.settings.objectives, `rewards[${i}].scores`);
       else checkReward(r.reward ?? Number.NaN, `rewards[${i}].reward`);
     });
     const ignored: string[] = [];
@@ -116,15 +148,32 @@ export class PolicyServiceCore {
 
   /** PPO updates over the rewarded episodes, one progress event per iteration; then persists the weights. */
   async *train(policyId: string, iterations = 1): AsyncGenerator<TrainProgressEvent> {
-    if (!Number.isSafeInteger(iterations) || iterations <= 0) throw new InvalidArgumentError(`iterations must be a positive integer, got ${iterations}`, { field: 'iterations' });
+    if (!Number.isSafeInteger(iterations) || iterations <= 0)
+      throw new InvalidArgumentError(`iterations must be a positive integer, got ${iterations}`, {
+        field: 'iterations',
+      });
     const live = await this.get(policyId);
-    if (live.rewarded.length === 0) throw new FailedPreconditionError('no rewarded episodes to train on: propose paths and report their rewards first', { policyId });
+    if (live.rewarded.length === 0)
+      throw new FailedPreconditionError(
+        'no rewarded episodes to train on: propose paths and report their rewards first',
+        { policyId },
+      );
     const batch = live.rewarded.splice(0);
     const meanReward = batch.reduce((s, b) => s + b.reward, 0) / batch.length;
     for (let i = 1; i <= iterations; i++) {
-      const stats = live.policy.update(batch.map((b) => b.episode), batch.map((b) => b.reward));
+      const stats = live.policy.update(
+        batch.map((b) => b.episode),
+        batch.map((b) => b.reward),
+      );
       live.iterations++;
-      yield { iteration: live.iterations, episodes: batch.length, meanReward, policyLoss: stats.policyLoss, valueLoss: stats.valueLoss, entropy: stats.entropy };
+      yield {
+        iteration: live.iterations,
+        episodes: batch.length,
+        meanReward,
+        policyLoss: stats.policyLoss,
+        valueLoss: stats.valueLoss,
+        entropy: stats.entropy,
+      };
     }
     await this.persist(policyId, live);
   }
@@ -132,7 +181,8 @@ export class PolicyServiceCore {
   /** The pool references given at creation. */
   async poolRefs(policyId: string): Promise<unknown[]> {
     const record = await this.deps.policies.get(policyId);
-    if (record === undefined) throw new NotFoundError(`policy ${policyId} not found`, { field: 'policy_id', policyId });
+    if (record === undefined)
+      throw new NotFoundError(`policy ${policyId} not found`, { field: 'policy_id', policyId });
     const refs = record.settings['poolRefs'];
     return Array.isArray(refs) ? refs : [];
   }
@@ -154,7 +204,12 @@ export class PolicyServiceCore {
     const record = await this.deps.policies.get(policyId);
     if (record === undefined) throw new NotFoundError(`policy ${policyId} not found`, { policyId });
     const weightsArtifactId = await this.saveWeights(live.policy);
-    await this.deps.policies.upsert({ ...record, weightsArtifactId, iterations: live.iterations, updatedAt: this.now() });
+    await this.deps.policies.upsert({
+      ...record,
+      weightsArtifactId,
+      iterations: live.iterations,
+      updatedAt: this.now(),
+    });
   }
 
   private async saveWeights(policy: PathPolicy): Promise<string> {
@@ -170,12 +225,17 @@ export class PolicyServiceCore {
     const cached = this.live.get(policyId);
     if (cached !== undefined) return cached;
     const record = await this.deps.policies.get(policyId);
-    if (record === undefined) throw new NotFoundError(`policy ${policyId} not found`, { field: 'policy_id', policyId });
-    if (record.weightsArtifactId === undefined) throw new FailedPreconditionError(`policy ${policyId} has no weights`, { policyId });
+    if (record === undefined)
+      throw new NotFoundError(`policy ${policyId} not found`, { field: 'policy_id', policyId });
+    if (record.weightsArtifactId === undefined)
+      throw new FailedPreconditionError(`policy ${policyId} has no weights`, { policyId });
     const lease = await this.deps.artifacts.open(record.weightsArtifactId);
     let policy: PathPolicy;
     try {
-      policy = loadPolicy(new Uint8Array(await readFile(join(lease.path, WEIGHTS_FILE))), `${record.weightsArtifactId}/${WEIGHTS_FILE}`);
+      policy = loadPolicy(
+        new Uint8Array(await readFile(join(lease.path, WEIGHTS_FILE))),
+        `${record.weightsArtifactId}/${WEIGHTS_FILE}`,
+      );
     } finally {
       lease.release();
     }

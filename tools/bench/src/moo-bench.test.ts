@@ -10,12 +10,14 @@ describe('moo bench', () => {
       pymoo: true,
       jobs: 2,
     });
-    expect(parseMooArgs(['--seeds', '1', '--evals=5000', '--problems', 'dtlz2', '--no-pymoo'])).toMatchObject({
-      seeds: [1],
-      evaluations: 5000,
-      problems: ['dtlz2'],
-      pymoo: false,
-    });
+    expect(parseMooArgs(['--seeds', '1', '--evals=5000', '--problems', 'dtlz2', '--no-pymoo'])).toMatchObject(
+      {
+        seeds: [1],
+        evaluations: 5000,
+        problems: ['dtlz2'],
+        pymoo: false,
+      },
+    );
     expect(() => parseMooArgs(['--problems', 'zdt9'])).toThrow(/unknown problem/);
     expect(() => parseMooArgs(['--seeds', '0'])).toThrow(/--seeds/);
   });
@@ -29,7 +31,11 @@ describe('moo bench', () => {
   });
 
   it('checks ours >= pymoo - 1% and ours > random at every budget', () => {
-    const ours = (algorithm: OurRun['algorithm'], finalHv: number, trajectory: [number, number][]): OurRun => ({
+    const ours = (
+      algorithm: OurRun['algorithm'],
+      finalHv: number,
+      trajectory: [number, number][],
+    ): OurRun => ({
       problem: 'zdt1',
       algorithm,
       seed: 1,

@@ -45,7 +45,11 @@ function median(xs: number[]): number {
 export function runRlTimings(repeats = 5): RlTimings {
   const rng = new Rng(1);
   const pool = new LayerPool(
-    Array.from({ length: 4 }, (_, m) => ({ id: `m${m}`, layers: 32, layerFeatures: Array.from({ length: 32 }, () => [rng.normal(), rng.normal()]) })),
+    Array.from({ length: 4 }, (_, m) => ({
+      id: `m${m}`,
+      layers: 32,
+      layerFeatures: Array.from({ length: 32 }, () => [rng.normal(), rng.normal()]),
+    })),
   );
   const policy = new PathPolicy(pool, { tMax: 16, seed: 1 });
   const prefs = Array.from({ length: 64 }, () => [1]);
@@ -78,7 +82,11 @@ export function runRlTimings(repeats = 5): RlTimings {
   };
 }
 
-function plot(file: string, learning: TargetExperimentResult[], amortised: AmortisedExperimentResult[]): string | null {
+function plot(
+  file: string,
+  learning: TargetExperimentResult[],
+  amortised: AmortisedExperimentResult[],
+): string | null {
   const venvScript = join(repoRoot, 'tools/python/ensure-venv.sh');
   if (!existsSync(venvScript)) return null;
   const venv = execFileSync('bash', [venvScript], { encoding: 'utf8' }).trim();
@@ -134,32 +142,59 @@ export async function rlBenchCommand(args: readonly string[]): Promise<number> {
   let timings: RlTimings | null = null;
   if (only === undefined || only === 'timings') {
     timings = runRlTimings();
-    console.log(`ProposePaths 64 x 16 over 4 x 32: median ${timings.proposeMs.median.toFixed(1)} ms wall, ${timings.proposeMs.cpuMedian.toFixed(1)} ms CPU (budget 100 ms)`);
-    console.log(`PPO update over 1,024 steps: median ${timings.updateMs.median.toFixed(0)} ms wall, ${timings.updateMs.cpuMedian.toFixed(0)} ms CPU (budget 2,000 ms)`);
+    console.log(
+      `ProposePaths 64 x 16 over 4 x 32: median ${timings.proposeMs.median.toFixed(1)} ms wall, ${timings.proposeMs.cpuMedian.toFixed(1)} ms CPU (budget 100 ms)`,
+    );
+    console.log(
+      `PPO update over 1,024 steps: median ${timings.updateMs.median.toFixed(0)} ms wall, ${timings.updateMs.cpuMedian.toFixed(0)} ms CPU (budget 2,000 ms)`,
+    );
   }
   if (only === undefined || only === 'learning') {
     for (const seed of parseSeeds(values.seeds)) {
       const r = await runTargetExperiment({ seed, episodes: Number(values.episodes), episodesPerUpdate: 8 });
       learning.push(r);
-      console.log(`learning seed ${seed}: ${r.foundAt === null ? 'NOT found' : `found after ${r.foundAt} episodes`} (${r.seconds.toFixed(0)} s)`);
+      console.log(
+        `learning seed ${seed}: ${r.foundAt === null ? 'NOT found' : `found after ${r.foundAt} episodes`} (${r.seconds.toFixed(0)} s)`,
+      );
     }
   }
   if (only === undefined || only === 'amortised') {
     for (const seed of parseSeeds(values['amortised-seeds'])) {
-      const r = await runAmortisedExperiment({ seed, episodes: Number(values['amortised-episodes']), episodesPerUpdate: 8 });
+      const r = await runAmortisedExperiment({
+        seed,
+        episodes: Number(values['amortised-episodes']),
+        episodesPerUpdate: 8,
+      });
       amortised.push(r);
       const ok = r.tests.filter((t) => t.correct).length;
-      console.log(`amortised seed ${seed}: ${ok}/${r.tests.length} unseen preferences return the right path (${r.seconds.toFixed(0)} s)`);
-      for (const t of r.tests) console.log(`  w=[${t.preference.map((x) => x.toFixed(2)).join(', ')}] target ${t.expectedTarget}: match ${t.match.toFixed(3)}`);
+      console.log(
+        `amortised seed ${seed}: ${ok}/${r.tests.length} unseen preferences return the right path (${r.seconds.toFixed(0)} s)`,
+      );
+      for (const t of r.tests)
+        console.log(
+          `  w=[${t.preference.map((x) => x.toFixed(2)).join(', ')}] target ${t.expectedTarget}: match ${t.match.toFixed(3)}`,
+        );
     }
   }
   const checks = [
-    ...(timings === null ? [] : [
-      { name: 'propose 64x16 over 4x32 < 100 ms', pass: timings.proposeMs.median < 100 },
-      { name: 'PPO update over 1,024 steps < 2 s', pass: timings.updateMs.median < 2000 },
-    ]),
-    ...(learning.length === 0 ? [] : [{ name: '>= 90% of seeds find the target within the budget', pass: learning.filter((r) => r.foundAt !== null).length >= 0.9 * learning.length }]),
-    ...amortised.map((r) => ({ name: `amortised seed ${r.seed}: all unseen preferences right`, pass: r.tests.every((t) => t.correct) })),
+    ...(timings === null
+      ? []
+      : [
+          { name: 'propose 64x16 over 4x32 < 100 ms', pass: timings.proposeMs.median < 100 },
+          { name: 'PPO update over 1,024 steps < 2 s', pass: timings.updateMs.median < 2000 },
+        ]),
+    ...(learning.length === 0
+      ? []
+      : [
+          {
+            name: '>= 90% of seeds find the target within the budget',
+            pass: learning.filter((r) => r.foundAt !== null).length >= 0.9 * learning.length,
+          },
+        ]),
+    ...amortised.map((r) => ({
+      name: `amortised seed ${r.seed}: all unseen preferences right`,
+      pass: r.tests.every((t) => t.correct),
+    })),
   ];
   for (const c of checks) console.log(`${c.pass ? 'PASS' : 'FAIL'} ${c.name}`);
   const resultsDir = join(here, '../results');
@@ -167,7 +202,14 @@ export async function rlBenchCommand(args: readonly string[]): Promise<number> {
   const stamp = started.toISOString().slice(0, 10);
   const name = `rl-${only ?? 'all'}${values.tag === undefined ? '' : `-${values.tag}`}-${stamp}`;
   const file = join(resultsDir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ startedAt: started.toISOString(), node: process.version, timings, learning, amortised, checks }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { startedAt: started.toISOString(), node: process.version, timings, learning, amortised, checks },
+      null,
+      2,
+    ),
+  );
   console.log(`results: ${file}`);
   if (learning.length > 0 || amortised.length > 0) {
     const png = plot(join(resultsDir, `${name}.png`), learning, amortised);

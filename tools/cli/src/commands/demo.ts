@@ -43,7 +43,10 @@ export function runDemo(options: DemoOptions, log: (line: string) => void = cons
 
   const rows = optimisers.map((optimiser) => {
     const started = Date.now();
-    runOptimiser(optimiser, (x) => problem.evaluate(x), { budget: options.budget, batchSize: populationSize });
+    runOptimiser(optimiser, (x) => problem.evaluate(x), {
+      budget: options.budget,
+      batchSize: populationSize,
+    });
     const front = optimiser.front().map((e) => [...e.objectives]);
     const hv = normalisedHypervolume(problem, front);
     log(
@@ -56,7 +59,9 @@ export function runDemo(options: DemoOptions, log: (line: string) => void = cons
   const best = optimisers[0] as AskTellOptimiser;
   const front = best.front().map((e) => [...e.objectives]);
   const directions = problem.directions;
-  log(`\nRecommendations from the ${best.name} front (objectives minimised; preference = weight per objective):`);
+  log(
+    `\nRecommendations from the ${best.name} front (objectives minimised; preference = weight per objective):`,
+  );
   const recommendations = [
     [1, 0, 0],
     [0.2, 0.6, 0.2],
@@ -81,7 +86,8 @@ function format(values: readonly number[]): string {
 function positiveInteger(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${value}"`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new Error(`--${name} must be a positive integer, got "${value}"`);
     return n;
   };
 }
