@@ -11,6 +11,7 @@ import path from 'node:path';
 import { NotFoundError } from '@hm3/errors';
 import { Checkpoint, CheckpointWriter, type CommitResult, type FloatArray } from '@hm3/tensor';
 import { emrTaskModulator, unifiedTaskVector } from './methods/emr.js';
+import { TOKENIZER_FILES } from './side-files.js';
 import type { MergePlan } from './plan.js';
 import type { ModelRef } from './recipe.js';
 
@@ -125,18 +126,8 @@ async function readJson<T>(file: string, what: string): Promise<T> {
   }
 }
 
-/** Files of the shared model copied into a materialised task. */
-const SIDE_FILES = [
-  'config.json',
-  'generation_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'tokenizer.model',
-  'vocab.json',
-  'merges.txt',
-  'added_tokens.json',
-];
+/** Files of the shared model copied into a materialised task: its config plus the executor's side files. */
+const SIDE_FILES = ['config.json', ...TOKENIZER_FILES];
 
 /**
  * Materialises task `task` of the emr output `emrDir` as a plain HF folder `outDir`:

@@ -24,6 +24,7 @@ import {
   type NonFiniteReport,
 } from '@hm3/tensor';
 import { EmrTaskCollector, type EmrManifest } from './emr-output.js';
+import { TOKENIZER_FILES } from './side-files.js';
 import type { GlobalTrim } from './method.js';
 import { modelCard } from './model-card.js';
 import {
@@ -84,17 +85,7 @@ export interface MergeResult extends CommitResult {
 /** Blocks below this many elements are merged on the calling thread (the pool's overhead outweighs it). */
 export const POOL_MIN_ELEMENTS = 1 << 20;
 
-/** Files copied from the reference model when present. */
-export const TOKENIZER_FILES: readonly string[] = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'tokenizer.model',
-  'vocab.json',
-  'merges.txt',
-  'added_tokens.json',
-  'generation_config.json',
-];
+export { TOKENIZER_FILES } from './side-files.js';
 
 const TORCH_DTYPE: Readonly<Record<string, string>> = {
   F32: 'float32',

@@ -5,7 +5,14 @@
  */
 import type { IndexRange, WorkerPool } from '../worker-pool.js';
 import type { FloatArray } from './float-array.js';
-import { pickBin, radixLevels, sumHistograms, valueFromDigits, type KthLargest } from './radix-select.js';
+import {
+  pickBin,
+  radixLevels,
+  sumHistograms,
+  topKMaskOfTrivialK,
+  valueFromDigits,
+  type KthLargest,
+} from './radix-select.js';
 
 // Sources run under vitest/tsx (.ts); the built package loads .js.
 const EXT = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
@@ -71,14 +78,7 @@ export async function topKMaskParallel(
   parts?: readonly IndexRange[],
 ): Promise<void> {
   const n = x.length;
-  if (k <= 0) {
-    if (mode === 'assign') out.fill(0, 0, n);
-    return;
-  }
-  if (k >= n) {
-    out.fill(mode === 'assign' ? 1 : 0, 0, n);
-    return;
-  }
+  if (topKMaskOfTrivialK(n, k, out, mode)) return;
   const ranges = parts ?? splitEvenly(n, pool.size);
   const sel = await kthLargestAbsParallel(pool, x, k, ranges);
   const equalCounts = await pool.run<number>('countEqualAbs', { x, threshold: sel.value }, ranges);

@@ -186,19 +186,28 @@ export function countEqualAbs(
 }
 
 /**
+ * Writes the mask when k selects nothing (k <= 0) or everything (k >= n); returns false otherwise.
+ * Shared by the sequential and the pooled top-k mask.
+ */
+export function topKMaskOfTrivialK(n: number, k: number, out: Uint8Array, mode: 'assign' | 'clear'): boolean {
+  if (k <= 0) {
+    if (mode === 'assign') out.fill(0, 0, n);
+    return true;
+  }
+  if (k >= n) {
+    out.fill(mode === 'assign' ? 1 : 0, 0, n);
+    return true;
+  }
+  return false;
+}
+
+/**
  * The top-k-by-|x| mask of a whole array (sequential): 'assign' writes 1 for the top k and 0 elsewhere;
  * 'clear' zeroes the top k and leaves the rest. k <= 0 selects nothing, k >= n everything.
  */
 export function topKMaskOf(x: FloatArray, k: number, out: Uint8Array, mode: 'assign' | 'clear'): void {
   const n = x.length;
-  if (k <= 0) {
-    if (mode === 'assign') out.fill(0, 0, n);
-    return;
-  }
-  if (k >= n) {
-    out.fill(mode === 'assign' ? 1 : 0, 0, n);
-    return;
-  }
+  if (topKMaskOfTrivialK(n, k, out, mode)) return;
   const sel = kthLargestAbs(x, k);
   topKMask({ x, out, threshold: sel.value, quota: k - sel.greater, equalBefore: 0, mode }, 0, n);
 }
