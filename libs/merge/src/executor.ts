@@ -36,6 +36,8 @@ import {
 } from './plan.js';
 import { modelKey, type Recipe } from './recipe.js';
 import { hasMethod } from './registry.js';
+import { assembleRows, computeDefaults, type ReadRows } from './tokenizer-merge.js';
+import { tokenizerFiles } from './vocabulary.js';
 
 /** Progress of a running merge, reported after every block. */
 export interface MergeProgress {
@@ -219,7 +221,57 @@ export async function executeMerge(
         : ck.readFloats(src.tensor, 'F32', { ...opts, out: out as Float32Array });
     };
 
-    const globalTrim = await globalThresholds(plan, read, buffers);
+    // One input of a tensor (the base first, then the models) for output rows [r0, r1): read as it is,
+    // or assembled in the rebuilt vocabulary (tokenizer merges: embeddings and head).
+    const f64 = plan.computeDtype === 'F64';
+    let lastDefaults: { key: string; rows: Map<number, FloatArray> } | null = null;
+    const paddingRows = new Map<string, FloatArray[]>();
+    const readInput: ReadInput = async (t, input, r0, r1, out) => {
+      const sources = [...(t.base === null ? [] : [t.base]), ...t.models.map((m) => m.source)];
+      const map = t.rowMap;
+      if (map === undefined || map === null)
+        return read(sources[input]!, t.shape.length === 0 ? null : [r0, r1], out);
+      const cols = t.rowElements;
+      const readRows: ReadRows = (i, a, b) =>
+        read(sources[i]!, [a, b], allocFloats(plan.computeDtype, (b - a) * cols, false));
+      const defaultsFor = async (a: number, b: number) => {
+        const key = `${t.name}\u0000${a}\u0000${b}`;
+        if (lastDefaults?.key !== key)
+          lastDefaults = { key, rows: await computeDefaults(map, a, b, cols, readRows, f64) };
+        return lastDefaults.rows;
+      };
+      let padding: FloatArray | null = null;
+      if (r1 > map.tokenRows) {
+        // the mean of each input's rows of the vocabulary, in a pass over them
+        let means = paddingRows.get(t.name);
+        if (means === undefined) {
+          means = [];
+          const step = Math.max(1, Math.min(t.rowsPerBlock, map.tokenRows));
+          const sums = sources.map(() => new Float64Array(cols));
+          for (let a = 0; a < map.tokenRows; a += step) {
+            const b = Math.min(map.tokenRows, a + step);
+            const block = allocFloats(plan.computeDtype, (b - a) * cols, false);
+            const defaults = await defaultsFor(a, b);
+            for (let i = 0; i < sources.length; i++) {
+              await assembleRows(map, i, a, b, cols, readRows, defaults, null, block);
+              const sum = sums[i]!;
+              for (let k = 0; k < block.length; k++) sum[k % cols] = sum[k % cols]! + block[k]!;
+            }
+          }
+          for (const sum of sums) {
+            const mean = allocFloats(plan.computeDtype, cols, false);
+            for (let c = 0; c < cols; c++) mean[c] = sum[c]! / map.tokenRows;
+            means.push(mean);
+          }
+          paddingRows.set(t.name, means);
+        }
+        padding = means[input]!;
+      }
+      await assembleRows(map, input, r0, r1, cols, readRows, await defaultsFor(r0, r1), padding, out);
+      return out;
+    };
+
+    const globalTrim = await globalThresholds(plan, readInput, buffers);
     report(plan.tensors[0]?.name ?? '');
     for (const t of plan.tensors) {
       throwIfAborted(options.signal);
@@ -235,11 +287,11 @@ export async function executeMerge(
           throwIfAborted(options.signal);
           const r1 = Math.min(t.rows, r0 + perBlock);
           const count = scalar ? 1 : (r1 - r0) * t.rowElements;
-          const rows: [number, number] | null = scalar ? null : [r0, r1];
           let slot = 0;
-          const base = t.base === null ? null : await read(t.base, rows, buffers.get(slot++, count));
+          const base = t.base === null ? null : await readInput(t, slot, r0, r1, buffers.get(slot++, count));
           const models: FloatArray[] = [];
-          for (const m of t.models) models.push(await read(m.source, rows, buffers.get(slot++, count)));
+          for (let k = 0; k < t.models.length; k++)
+            models.push(await readInput(t, slot, r0, r1, buffers.get(slot++, count)));
           const out = await mergeBlock(
             plan,
             t,
@@ -352,7 +404,8 @@ async function writeSideFiles(plan: MergePlan, writer: CheckpointWriter, toolVer
   const config: Record<string, unknown> = { ...ref.config };
   const firstFloat = plan.tensors.find((t) => t.kind === 'merge');
   if (firstFloat !== undefined) config['torch_dtype'] = TORCH_DTYPE[firstFloat.outDtype];
-  if (plan.vocabCropped) config['vocab_size'] = plan.vocabSize;
+  const vocabulary = plan.vocabulary ?? null;
+  if (plan.vocabCropped || vocabulary !== null) config['vocab_size'] = plan.vocabSize;
   if (plan.outputLayers !== null) {
     config['num_hidden_layers'] = plan.outputLayers;
     // per-layer lists (e.g. layer_types) follow the restacked layers
@@ -367,14 +420,30 @@ async function writeSideFiles(plan: MergePlan, writer: CheckpointWriter, toolVer
     }
   }
   await writer.writeFile('config.json', JSON.stringify(config, null, 2) + '\n');
-  for (const file of TOKENIZER_FILES) {
-    const from = path.join(ref.dir, file);
-    if (await exists(from)) await writer.writeFile(file, await readFile(from));
+  if (vocabulary === null || vocabulary.output.unchanged) {
+    // the tokenizer files as they are: the reference's, or those of the tokenizer's model
+    const dir = vocabulary === null ? ref.dir : vocabulary.output.from.dir;
+    for (const file of TOKENIZER_FILES) {
+      const from = path.join(file === 'generation_config.json' ? ref.dir : dir, file);
+      if (await exists(from)) await writer.writeFile(file, await readFile(from));
+    }
+  } else {
+    for (const f of await tokenizerFiles(vocabulary.output)) await writer.writeFile(f.name, f.data);
+    const generation = path.join(ref.dir, 'generation_config.json');
+    if (await exists(generation))
+      await writer.writeFile('generation_config.json', await readFile(generation));
   }
   await writer.writeFile('README.md', modelCard(plan, toolVersion));
 }
 
-type ReadSource = (src: TensorSource, rows: [number, number] | null, out: FloatArray) => Promise<FloatArray>;
+/** Reads input `input` (the base first, then the models) of tensor `t` for output rows [r0, r1) into `out`. */
+type ReadInput = (
+  t: PlannedTensor,
+  input: number,
+  r0: number,
+  r1: number,
+  out: FloatArray,
+) => Promise<FloatArray>;
 
 /**
  * `scope: global` (FusionBench): for every model, the magnitude thresholds of its whole task vector
@@ -385,7 +454,7 @@ type ReadSource = (src: TensorSource, rows: [number, number] | null, out: FloatA
  */
 async function globalThresholds(
   plan: MergePlan,
-  read: ReadSource,
+  readInput: ReadInput,
   buffers: Buffers,
 ): Promise<Record<string, GlobalTrim> | null> {
   const tensors = plan.tensors.filter(
@@ -417,9 +486,9 @@ async function globalThresholds(
       const sum = new Uint32Array(65536);
       for (const t of tensors) {
         const count = Math.max(t.rows, 1) * t.rowElements;
-        const rows: [number, number] | null = t.shape.length === 0 ? null : [0, t.rows];
-        const base = await read(t.base!, rows, buffers.get(0, count));
-        const x = await read(t.models.find((m) => m.id === id)!.source, rows, buffers.get(1, count));
+        const k = t.models.findIndex((m) => m.id === id);
+        const base = await readInput(t, 0, 0, t.rows, buffers.get(0, count));
+        const x = await readInput(t, 1 + k, 0, t.rows, buffers.get(1, count));
         for (let i = 0; i < count; i++) x[i] = x[i]! - base[i]!; // the delta, rounded as the method rounds it
         const h = absDigitHistogram({ x, level, prefix }, 0, count);
         for (let b = 0; b < h.length; b++) sum[b] = sum[b]! + h[b]!;

@@ -37,6 +37,9 @@ export {
   type ParamSetting,
   type DType,
   type TokenizerSource,
+  type TokenRowSource,
+  type TokenOverride,
+  type RecipeTokenizer,
   type RecipeSourceOptions,
 } from './recipe.js';
 export {
@@ -78,8 +81,31 @@ export {
   type PlannedModel,
   type PlannedTensor,
   type PlannedModelInput,
+  type PlannedVocabulary,
   type TensorSource,
 } from './plan.js';
+// ---- tokenizer merges: the output vocabulary (tokenizer_source, the tokenizer: block) and its embedding rows
+export {
+  readModelTokenizer,
+  stripTokenizer,
+  buildVocabulary,
+  tokenizerFiles,
+  MissingTokenizerError,
+  InvalidTokenizerError,
+  type AddedToken,
+  type ModelTokenizer,
+  type OutputVocabulary,
+  type VocabularySource,
+} from './vocabulary.js';
+export {
+  planRowMap,
+  paddedRows,
+  permutation,
+  TokenRowError,
+  type RowMap,
+  type DefaultRow,
+  type RowMapInput,
+} from './tokenizer-merge.js';
 export {
   ModelNotFoundError,
   InvalidModelConfigError,

@@ -38,6 +38,14 @@ import {
 } from './recipe.js';
 import { getMethod } from './registry.js';
 import { gradientT, resolveTensorParameters } from './tensor-parameters.js';
+import { paddedRows, planRowMap, type RowMap } from './tokenizer-merge.js';
+import {
+  buildVocabulary,
+  readModelTokenizer,
+  type ModelTokenizer,
+  type OutputVocabulary,
+  type VocabularySource,
+} from './vocabulary.js';
 import {
   ArchitectureMismatchError,
   InvalidModelConfigError,
@@ -108,6 +116,23 @@ export interface PlannedTensor {
   readonly rowsPerBlock: number;
   /** Bytes of buffers the merge of one block of this tensor holds at its peak. */
   readonly peakBytes: number;
+  /**
+   * Embeddings and head under a rebuilt vocabulary (tokenizer_source): where each input's rows come
+   * from; the inputs are the base (when the tensor has one) then the models. Absent or null: row r of
+   * every input is its row r.
+   */
+  readonly rowMap?: RowMap | null;
+}
+
+/** The vocabulary a tokenizer merge builds (tokenizer_source / the `tokenizer:` block). */
+export interface PlannedVocabulary {
+  readonly output: OutputVocabulary;
+  /** Tokens in the vocabulary. */
+  readonly tokens: number;
+  /** Embedding rows (tokens padded to pad_to_multiple_of). */
+  readonly rows: number;
+  /** Tokens the reference model's tokenizer does not have. */
+  readonly newTokens: number;
 }
 
 export interface MergePlan {
@@ -123,6 +148,8 @@ export interface MergePlan {
   /** The output's num_hidden_layers when slices restack layers; null: the reference's. */
   readonly outputLayers: number | null;
   readonly vocabCropped: boolean;
+  /** The rebuilt vocabulary (tokenizer_source or the `tokenizer:` block); null: the common vocabulary. */
+  readonly vocabulary?: PlannedVocabulary | null;
   readonly warnings: readonly string[];
   readonly outputBytes: number;
   readonly inputBytes: number;
@@ -307,13 +334,6 @@ function sourceOf(model: LoadedModel, name: string): TensorSource {
 export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Promise<MergePlan> {
   const source = options.source ?? 'recipe';
   const method = getMethod(recipe.method, { source });
-  if (recipe.tokenizerSource !== null) {
-    throw new UnsupportedRecipeError(
-      source,
-      'tokenizer_source',
-      'building a new vocabulary is not supported yet; remove tokenizer_source to crop embeddings to the common vocabulary',
-    );
-  }
   const maxMemory = options.maxMemory ?? Number.POSITIVE_INFINITY;
   const cd = computeDtype(recipe);
   const computeBytes = DTYPE_SIZES[cd];
@@ -366,10 +386,11 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     }
   }
 
-  // The common vocabulary: the fewest embedding rows of any model.
+  // A rebuilt vocabulary (tokenizer_source), else the common one: the fewest embedding rows of any model.
+  const vocabulary = await planVocabulary(recipe, loaded);
   const vocabRows = loaded.map((m) => sourceOf(m, 'model.embed_tokens.weight').shape[0] ?? 0);
-  const vocabSize = Math.min(...vocabRows);
-  const vocabCropped = vocabRows.some((r) => r !== vocabSize);
+  const vocabSize = vocabulary?.rows ?? Math.min(...vocabRows);
+  const vocabCropped = vocabulary === null && vocabRows.some((r) => r !== vocabSize);
   if (vocabCropped) {
     warnings.push(
       `vocabulary sizes differ (${loaded.map((m, i) => `${m.key}: ${vocabRows[i]}`).join(', ')}); ` +
@@ -392,6 +413,13 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     const elements = shapeSize(shape);
 
     if (!isFloatDType(info.dtype)) {
+      if (vocabulary !== null && vocabTensor)
+        throw new TensorDTypeError(
+          job.copyModel.dir,
+          name,
+          job.copyModel.field,
+          `dtype ${info.dtype} is not a float dtype; a tokenizer merge rebuilds its rows`,
+        );
       const copyFrom = sourceOf(job.copyModel, job.inputName(job.copyModel.key));
       const bytes = elements * DTYPE_SIZES[info.dtype];
       tensors.push({
@@ -427,8 +455,9 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
           `dtype ${src.dtype} is not a float dtype; the base has ${info.dtype}`,
         );
       }
+      const rowsNeeded = vocabulary === null ? vocabSize : m.architecture.vocabSize;
       const ok = vocabTensor
-        ? (src.shape[0] ?? 0) >= vocabSize && sameShape(src.shape.slice(1), info.shape.slice(1))
+        ? (src.shape[0] ?? 0) >= rowsNeeded && sameShape(src.shape.slice(1), info.shape.slice(1))
         : sameShape(src.shape, info.shape);
       if (!ok) throw new TensorShapeMismatchError(m.dir, name, m.field, src.shape, info.shape, reference.dir);
       return src;
@@ -449,12 +478,37 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     const outDtype: DType = recipe.outDtype ?? recipe.dtype ?? info.dtype;
     const sources = models.length + (base === null ? 0 : 1);
     const deltas = base !== null ? models.length : 0;
+    let rowMap: RowMap | null = null;
+    if (vocabulary !== null && vocabTensor) {
+      const inputs = [...(base === null ? [] : [base]), ...models.map((m) => m.source)].map((src) => ({
+        key: src.modelKey,
+        tokenizer: vocabulary.tokenizers.get(src.modelKey)!,
+        tensorRows: src.shape[0] ?? 0,
+      }));
+      const baseKey = view.base === null ? null : modelKey(view.base);
+      const baseIndex = inputs.findIndex((i) => i.key === baseKey);
+      rowMap = planRowMap(
+        vocabulary.output,
+        inputs,
+        baseIndex < 0 ? null : baseIndex,
+        recipe.tokenizer?.tokens ?? [],
+        recipe.tokenizer?.padToMultipleOf ?? null,
+      );
+    }
+    if (rowMap !== null && rowMap.noRow.length > 0) {
+      const list = rowMap.noRow.slice(0, 5).map((x) => JSON.stringify(x));
+      warnings.push(
+        `${name}: ${rowMap.noRow.length} token(s) of the vocabulary are in none of this tensor's models and get a zero row: ${list.join(', ')}${rowMap.noRow.length > 5 ? ', ...' : ''}`,
+      );
+    }
+    // assembling rows in a new vocabulary holds the block's default rows and one read run besides
+    const assembly = rowMap === null ? 0 : 2;
     const rawBytes = Math.max(
       ...models.map((m) => DTYPE_SIZES[m.source.dtype]),
       base === null ? 0 : DTYPE_SIZES[base.dtype],
     );
     const bytesFor = (r: number) =>
-      blockBytes(r * rowElements, sources, deltas, computeBytes, DTYPE_SIZES[outDtype], rawBytes);
+      blockBytes(r * rowElements, sources + assembly, deltas, computeBytes, DTYPE_SIZES[outDtype], rawBytes);
     const perRow = bytesFor(1);
     const elementwise = isElementwise(method, models, resolved.params);
     const whole = bytesFor(Math.max(rows, 1)) + BLOCK_OVERHEAD_BYTES;
@@ -489,6 +543,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
       elementwise,
       rowsPerBlock,
       peakBytes: bytesFor(Math.min(rowsPerBlock, Math.max(rows, 1))) + BLOCK_OVERHEAD_BYTES,
+      ...(rowMap === null ? {} : { rowMap }),
     });
   }
   for (const m of recipe.slices ? [] : loaded.slice(1)) {
@@ -511,6 +566,17 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     tensors,
     vocabSize,
     vocabCropped,
+    vocabulary:
+      vocabulary === null
+        ? null
+        : {
+            output: vocabulary.output,
+            tokens: vocabulary.output.tokens.length,
+            rows: vocabulary.rows,
+            newTokens: vocabulary.output.tokens.filter(
+              (t) => !vocabulary.tokenizers.get(reference.key)!.vocab.has(t),
+            ).length,
+          },
     outputLayers: recipe.slices
       ? recipe.slices.reduce((n, s) => n + s.sources[0]!.layerRange[1] - s.sources[0]!.layerRange[0], 0)
       : null,
@@ -525,6 +591,32 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
       0,
     ),
     recipeSha256: recipeSha256(recipe),
+  };
+}
+
+/**
+ * The vocabulary of a tokenizer merge: every model's tokenizer.json (the reference's first), the output
+ * vocabulary built from them, and its rows; null without tokenizer_source.
+ */
+async function planVocabulary(
+  recipe: Recipe,
+  loaded: readonly LoadedModel[],
+): Promise<{ output: OutputVocabulary; tokenizers: Map<string, ModelTokenizer>; rows: number } | null> {
+  const ts = recipe.tokenizerSource;
+  if (ts === null) return null;
+  const tokenizers = new Map<string, ModelTokenizer>();
+  for (const m of loaded)
+    tokenizers.set(m.key, await readModelTokenizer(m.dir, m.field, m.architecture.vocabSize));
+  const source: VocabularySource = ts.kind === 'model' ? { kind: 'model', key: modelKey(ts.model) } : ts;
+  const output = buildVocabulary(
+    source,
+    tokenizers,
+    (recipe.tokenizer?.tokens ?? []).map((t) => t.token),
+  );
+  return {
+    output,
+    tokenizers,
+    rows: paddedRows(output.tokens.length, recipe.tokenizer?.padToMultipleOf ?? null),
   };
 }
 
@@ -634,6 +726,24 @@ function sliceJobs(
   return jobs;
 }
 
+function vocabularyLine(plan: MergePlan): string {
+  const v = plan.vocabulary;
+  if (v === undefined || v === null)
+    return `${plan.vocabSize}${plan.vocabCropped ? ' (cropped to the common size)' : ''}`;
+  const s = v.output.source;
+  const from =
+    s.kind === 'union'
+      ? `union of ${plan.models.length} tokenizers`
+      : s.kind === 'base'
+        ? `the base's tokenizer`
+        : `the tokenizer of ${s.key}`;
+  const padded =
+    v.rows === v.tokens
+      ? ''
+      : `, ${v.rows} rows (padded to a multiple of ${plan.recipe.tokenizer?.padToMultipleOf})`;
+  return `${v.tokens} tokens (${from}; ${v.newTokens} not in ${plan.reference.key})${padded}; vocab_size ${v.rows}`;
+}
+
 /** The plan in a few lines (`hm3 merge --validate`). */
 export function formatPlanSummary(plan: MergePlan): string {
   const merged = plan.tensors.filter((t) => t.kind === 'merge');
@@ -645,7 +755,7 @@ export function formatPlanSummary(plan: MergePlan): string {
     ...plan.models.filter((m) => m !== plan.models[0]).map((m) => `model         ${m.dir}`),
     `architecture  ${plan.reference.architecture.family}, ${plan.outputLayers === null ? `${plan.reference.architecture.numLayers} layers` : `${plan.outputLayers} layers from ${plan.recipe.slices?.length ?? 0} slices`}, hidden ${plan.reference.architecture.hiddenSize}`,
     `tensors       ${plan.tensors.length} (${merged.length} merged, ${plan.tensors.length - merged.length} copied), ${blocked.length} in row blocks`,
-    `vocabulary    ${plan.vocabSize}${plan.vocabCropped ? ' (cropped to the common size)' : ''}`,
+    `vocabulary    ${vocabularyLine(plan)}`,
     `output        ${formatBytes(plan.outputBytes)} (${dtypes})`,
     `input read    ${formatBytes(plan.inputBytes)}`,
     `peak memory   ${formatBytes(plan.peakMemoryBytes)} of tensor buffers (max ${formatBytes(plan.maxMemory)})`,

@@ -69,6 +69,35 @@ export type TokenizerSource =
   | { readonly kind: 'union' }
   | { readonly kind: 'model'; readonly model: ModelRef };
 
+/** Where the embedding row of a token named in `tokenizer.tokens` comes from (mergekit's TokenEmbeddingConfig.source). */
+export type TokenRowSource =
+  /** A zero row. */
+  | { readonly kind: 'zero' }
+  /** The token's own row in that model. */
+  | { readonly kind: 'model'; readonly model: ModelRef }
+  /** The row of another token (by id, or by its text in that model's vocabulary) of that model. */
+  | {
+      readonly kind: 'model_token';
+      readonly model: ModelRef;
+      readonly tokenId: number | null;
+      readonly token: string | null;
+    };
+
+/** One entry of `tokenizer.tokens`: the token (added to the vocabulary when absent) and its row. */
+export interface TokenOverride {
+  readonly token: string;
+  readonly source: TokenRowSource;
+  /** Every model takes this row, even one that has the token. */
+  readonly force: boolean;
+}
+
+/** The `tokenizer:` block beyond its source (which is Recipe.tokenizerSource). */
+export interface RecipeTokenizer {
+  readonly tokens: readonly TokenOverride[];
+  /** Embedding rows are padded up to a multiple of this (the padding rows: each model's mean row). */
+  readonly padToMultipleOf: number | null;
+}
+
 /** A validated merge recipe: what the planner and executor consume (never raw YAML or wire types). */
 export interface Recipe {
   readonly method: string;
@@ -83,6 +112,8 @@ export interface Recipe {
   readonly seed: bigint;
   /** null: crop embeddings to the vocabulary common to all models. */
   readonly tokenizerSource: TokenizerSource | null;
+  /** The `tokenizer:` block (its source is tokenizerSource); absent or null: not written. */
+  readonly tokenizer?: RecipeTokenizer | null;
   /**
    * Layer-range slices (frankenmerges), stacked in order; absent or null: whole models. With slices,
    * `models` lists every model the slices use once (without parameters).
@@ -168,6 +199,32 @@ const documentSchema = z.strictObject({
     ])
     .nullish(),
   tokenizer_source: z.string().min(1).nullish(),
+  tokenizer: z
+    .strictObject({
+      source: z.string().min(1).nullish(),
+      tokens: z
+        .record(
+          z.string().min(1),
+          z.strictObject({
+            source: z
+              .union([
+                z.strictObject({
+                  kind: z.literal('model_token'),
+                  model: z.string().min(1),
+                  token_id: z.number().int().min(0).nullish(),
+                  token: z.string().nullish(),
+                }),
+                z.strictObject({ kind: z.literal('zero') }),
+                z.string().min(1),
+              ])
+              .nullish(),
+            force: z.boolean().nullish(),
+          }),
+        )
+        .nullish(),
+      pad_to_multiple_of: z.number().int().min(1).nullish(),
+    })
+    .nullish(),
   chat_template: z.string().nullish(),
   // The proto form also carries model ids; YAML references are uris.
   base_model_id: z.string().nullish(),
@@ -187,6 +244,14 @@ const KNOWN_KEYS = [
   'out_dtype',
   'seed',
   'tokenizer_source',
+  'tokenizer',
+  'tokens',
+  'pad_to_multiple_of',
+  'force',
+  'kind',
+  'token_id',
+  'token',
+  'source',
   'chat_template',
   'model',
   'filter',
@@ -489,10 +554,7 @@ export function validateRecipeDocument(document: unknown, options: RecipeSourceO
     });
   }
 
-  let tokenizerSource: TokenizerSource | null = null;
-  const ts = doc.tokenizer_source;
-  if (ts === 'base' || ts === 'union') tokenizerSource = { kind: ts };
-  else if (typeof ts === 'string') tokenizerSource = { kind: 'model', model: { uri: ts, modelId: '' } };
+  const { tokenizerSource, tokenizer } = checkTokenizer(doc, base, models, issues);
 
   if (issues.length > 0) fail(source, issues, names);
   return {
@@ -504,12 +566,87 @@ export function validateRecipeDocument(document: unknown, options: RecipeSourceO
     outDtype: doc.out_dtype ? DTYPE_NAMES[doc.out_dtype]! : null,
     seed: BigInt(doc.seed ?? 0),
     tokenizerSource,
+    ...(tokenizer === null ? {} : { tokenizer }),
     chatTemplate: doc.chat_template ?? null,
     ...(slices === null ? {} : { slices }),
   };
 }
 
 type RawSlice = NonNullable<Document['slices']>[number];
+
+/**
+ * `tokenizer_source` or the `tokenizer:` block (mergekit's TokenizerConfig: source, default union;
+ * tokens; pad_to_multiple_of), not both; every model they name must be one of the recipe's.
+ */
+function checkTokenizer(
+  doc: Document,
+  base: ModelRef | null,
+  models: readonly RecipeModel[],
+  issues: RecipeIssue[],
+): { tokenizerSource: TokenizerSource | null; tokenizer: RecipeTokenizer | null } {
+  const known = new Map<string, ModelRef>();
+  for (const ref of [...(base === null ? [] : [base]), ...models.map((m) => m.ref)]) {
+    known.set(ref.uri, ref);
+    known.set(modelKey(ref), ref);
+  }
+  const lookup = (name: string, field: string): ModelRef | null => {
+    const ref = known.get(name);
+    if (ref !== undefined) return ref;
+    const names = [...new Set(models.map((m) => m.ref.uri).concat(base === null ? [] : [base.uri]))];
+    const suggestion = closestName(name, names);
+    issues.push({
+      path: field,
+      message: `unknown model "${name}"${suggestion === null ? '' : `; did you mean "${suggestion}"?`} (the recipe's models: ${names.join(', ')})`,
+    });
+    return null;
+  };
+  const sourceOf = (value: string, field: string): TokenizerSource | null => {
+    if (value === 'base' || value === 'union') return { kind: value };
+    const ref = lookup(value, field);
+    return ref === null ? null : { kind: 'model', model: ref };
+  };
+  const block = doc.tokenizer ?? null;
+  if (block !== null && doc.tokenizer_source !== undefined && doc.tokenizer_source !== null) {
+    issues.push({ path: 'tokenizer', message: 'give either tokenizer_source or tokenizer, not both' });
+  }
+  if (block === null) {
+    const ts = doc.tokenizer_source;
+    return {
+      tokenizerSource: typeof ts === 'string' ? sourceOf(ts, 'tokenizer_source') : null,
+      tokenizer: null,
+    };
+  }
+  const tokenizerSource = sourceOf(block.source ?? 'union', 'tokenizer.source');
+  const tokens: TokenOverride[] = [];
+  for (const [token, entry] of Object.entries(block.tokens ?? {})) {
+    const field = `tokenizer.tokens[${JSON.stringify(token)}].source`;
+    const raw = entry.source;
+    let source: TokenRowSource | null = null;
+    if (raw === undefined || raw === null) {
+      issues.push({
+        path: field,
+        message: 'required: a model, {kind: zero} or {kind: model_token, model, token | token_id}',
+      });
+    } else if (typeof raw === 'string') {
+      const ref = lookup(raw, field);
+      if (ref !== null) source = { kind: 'model', model: ref };
+    } else if (raw.kind === 'zero') {
+      source = { kind: 'zero' };
+    } else {
+      const ref = lookup(raw.model, `${field}.model`);
+      const tokenId = raw.token_id ?? null;
+      const name = raw.token ?? null;
+      if ((tokenId === null) === (name === null))
+        issues.push({ path: field, message: 'give exactly one of token and token_id' });
+      else if (ref !== null) source = { kind: 'model_token', model: ref, tokenId, token: name };
+    }
+    if (source !== null) tokens.push({ token, source, force: entry.force ?? false });
+  }
+  return {
+    tokenizerSource,
+    tokenizer: { tokens, padToMultipleOf: block.pad_to_multiple_of ?? null },
+  };
+}
 
 /**
  * The slices of a frankenmerge: equal layer counts within a slice, a model at most once per slice, the
@@ -795,11 +932,41 @@ export function recipeToDocument(recipe: Recipe): Record<string, unknown> {
   if (recipe.dtype !== null) doc['dtype'] = DTYPE_YAML[recipe.dtype];
   if (recipe.outDtype !== null) doc['out_dtype'] = DTYPE_YAML[recipe.outDtype];
   doc['seed'] = recipe.seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(recipe.seed) : recipe.seed.toString();
-  if (recipe.tokenizerSource !== null) {
-    doc['tokenizer_source'] =
-      recipe.tokenizerSource.kind === 'model'
+  const tokenizerSource =
+    recipe.tokenizerSource === null
+      ? null
+      : recipe.tokenizerSource.kind === 'model'
         ? recipe.tokenizerSource.model.uri
         : recipe.tokenizerSource.kind;
+  if (recipe.tokenizer) {
+    const block: Record<string, unknown> = { source: tokenizerSource ?? 'union' };
+    if (recipe.tokenizer.tokens.length > 0) {
+      block['tokens'] = Object.fromEntries(
+        recipe.tokenizer.tokens.map((t) => [
+          t.token,
+          {
+            source:
+              t.source.kind === 'zero'
+                ? { kind: 'zero' }
+                : t.source.kind === 'model'
+                  ? t.source.model.uri
+                  : {
+                      kind: 'model_token',
+                      model: t.source.model.uri,
+                      ...(t.source.tokenId === null
+                        ? { token: t.source.token }
+                        : { token_id: t.source.tokenId }),
+                    },
+            ...(t.force ? { force: true } : {}),
+          },
+        ]),
+      );
+    }
+    if (recipe.tokenizer.padToMultipleOf !== null)
+      block['pad_to_multiple_of'] = recipe.tokenizer.padToMultipleOf;
+    doc['tokenizer'] = block;
+  } else if (tokenizerSource !== null) {
+    doc['tokenizer_source'] = tokenizerSource;
   }
   if (recipe.chatTemplate !== null) doc['chat_template'] = recipe.chatTemplate;
   return doc;
