@@ -197,7 +197,10 @@ export function parseModelConfig(json: unknown, file = 'config.json'): LlamaArch
   };
 }
 
-/** The fields that decide a decoder layer's graph: layers with equal keys share one ONNX session. */
+/**
+ * The fields that decide a decoder layer's graph: layers with equal keys share one ONNX session.
+ * rope_theta is not one of them: the RoPE tables are inputs (see ropeTables).
+ */
 export function layerGraphKey(a: LlamaArchitecture): string {
   return [
     a.hiddenSize,
@@ -206,7 +209,6 @@ export function layerGraphKey(a: LlamaArchitecture): string {
     a.numKvHeads,
     a.headDim,
     a.rmsNormEps,
-    a.ropeTheta,
     a.qkvBias,
     a.oBias,
     a.mlpBias,

@@ -59,6 +59,8 @@ export interface ReferenceSpec {
   readonly models?: readonly string[];
   readonly prompts: readonly (readonly number[])[];
   readonly max_new_tokens?: number;
+  /** Also return each model's logits computed in float64 (`logits64`). */
+  readonly float64_logits?: boolean;
   readonly paths?: readonly {
     pool: readonly string[];
     steps: readonly {
@@ -73,7 +75,7 @@ export interface ReferenceSpec {
 }
 
 export interface ReferenceResult {
-  models: { logits: number[][][]; generations: number[][] }[];
+  models: { logits: number[][][]; generations: number[][]; logits64?: number[][][] }[];
   paths: { logits: number[][][] }[];
   encodings: Record<string, { ids: number[][]; decoded: string[] }>;
 }

@@ -24,6 +24,7 @@ export {
   buildMonolithicGraph,
   layerTensorSpecs,
   ropeFrequencies,
+  ropeTables,
   type LayerTensorSpec,
   type LayerRole,
   type ModelWeights,
@@ -50,3 +51,17 @@ export {
   type GenerateOptions,
 } from './inference.js';
 export { loadTokenizer, type TextTokenizer } from './tokenizer.js';
+export {
+  exportPathCheckpoint,
+  loadExportedPath,
+  ExportTargetExistsError,
+  UnexportablePathError,
+  InvalidExportedPathError,
+  PATH_FILE_NAME,
+  AFFINE_FILE_NAME,
+  type ExportPathOptions,
+  type ExportReport,
+  type ExportedSource,
+  type ExportedSourceFile,
+  type ExportedPathFile,
+} from './export-path.js';

@@ -75,8 +75,9 @@ export type LayerWeightValues = Partial<Record<LayerRole, string>>;
 
 /** Values every decoder block of one forward pass shares. */
 export interface BlockContext {
-  /** [B, S] int64 positions of the new tokens. */
-  readonly positionIds: string;
+  /** [B, 1, S, D] cos and sin of the RoPE angles of the new tokens' positions (see ropeTables). */
+  readonly ropeCos: string;
+  readonly ropeSin: string;
   /** [B, 1, S, T] additive attention bias (0 or a large negative), T = past + S. */
   readonly attentionBias: string;
 }
@@ -118,26 +119,29 @@ export function ropeFrequencies(headDim: number, theta: number): Float32Array {
   return out;
 }
 
-/** positions [B, S] -> cos, sin [B, 1, S, D] of RoPE. */
-export function ropeCosSin(
-  g: GraphBuilder,
-  positionIds: string,
+/**
+ * RoPE tables for positions [B, S]: cos, sin [B, 1, S, D], computed once per forward pass in
+ * TypeScript and fed to every layer (instead of Sin/Cos ops in each layer graph). The angle is the
+ * float32 product pos * inv_freq like HF's; cos and sin are rounded once from float64, which is at
+ * least as accurate as any float32 library's.
+ */
+export function ropeTables(
+  positionIds: BigInt64Array,
   headDim: number,
   theta: number,
-): { cos: string; sin: string } {
-  const pos = g.op(
-    'Unsqueeze',
-    [g.op('Cast', [positionIds], { to: int(1) }, 'pos_f32'), g.constI64([-1])],
-    {},
-    'pos',
-  ); // [B, S, 1]
-  const angles = g.op(
-    'Unsqueeze',
-    [g.op('Mul', [pos, g.constF32(ropeFrequencies(headDim, theta), [headDim], 'inv_freq')]), g.constI64([1])],
-    {},
-    'angles',
-  ); // [B, 1, S, D]
-  return { cos: g.op('Cos', [angles], {}, 'cos'), sin: g.op('Sin', [angles], {}, 'sin') };
+): { cos: Float32Array; sin: Float32Array } {
+  const invFreq = ropeFrequencies(headDim, theta);
+  const cos = new Float32Array(positionIds.length * headDim);
+  const sin = new Float32Array(positionIds.length * headDim);
+  for (let t = 0; t < positionIds.length; t++) {
+    const pos = Math.fround(Number(positionIds[t]!));
+    for (let i = 0; i < headDim; i++) {
+      const angle = Math.fround(pos * invFreq[i]!);
+      cos[t * headDim + i] = Math.cos(angle);
+      sin[t * headDim + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
 }
 
 /** x [B, N, S, D] rotated: x ⊙ cos + rotate_half(x) ⊙ sin, rotate_half(x) = cat(-x₂, x₁). */
@@ -181,7 +185,7 @@ export function attention(
       { perm: ints([0, 2, 1, 3]) },
       `${n}_heads`,
     ); // [B, n, S, D]
-  const { cos, sin } = ropeCosSin(g, ctx.positionIds, d, arch.ropeTheta);
+  const { ropeCos: cos, ropeSin: sin } = ctx;
   const [qLin, kLin, vLin] = g.opN(
     'Split',
     [linear(g, x, w.qkv!, w.qkvBias), g.constI64(fusedPartSizes(arch, 'qkv'))],
@@ -288,12 +292,15 @@ export function finalNormHead(
 export const EMBED_TABLE = 'embed_tokens';
 export const FINAL_NORM = 'norm';
 export const HEAD_T = 'lm_head_t';
+export const ROPE_COS = 'rope_cos';
+export const ROPE_SIN = 'rope_sin';
 
 const kvDims = (arch: LlamaArchitecture, past: string) => ['batch', arch.numKvHeads, past, arch.headDim];
 
-function blockInputs(g: GraphBuilder): BlockContext {
+function blockInputs(g: GraphBuilder, headDim: number): BlockContext {
   return {
-    positionIds: g.input('position_ids', 'int64', ['batch', 'sequence']),
+    ropeCos: g.input(ROPE_COS, 'float32', ['batch', 1, 'sequence', headDim]),
+    ropeSin: g.input(ROPE_SIN, 'float32', ['batch', 1, 'sequence', headDim]),
     attentionBias: g.input('attention_bias', 'float32', ['batch', 1, 'sequence', 'total']),
   };
 }
@@ -308,13 +315,13 @@ export function buildEmbeddingGraph(arch: LlamaArchitecture): Uint8Array {
 }
 
 /**
- * One decoder layer, weights as inputs named by their role: hidden, position_ids, attention_bias,
+ * One decoder layer, weights as inputs named by their role: hidden, rope_cos, rope_sin, attention_bias,
  * past_key, past_value, then layerTensorSpecs(arch) -> hidden_out, present_key, present_value.
  */
 export function buildDecoderLayerGraph(arch: LlamaArchitecture): Uint8Array {
   const g = new GraphBuilder('decoder_layer');
   const hidden = g.input('hidden', 'float32', ['batch', 'sequence', arch.hiddenSize]);
-  const ctx = blockInputs(g);
+  const ctx = blockInputs(g, arch.headDim);
   const pastKey = g.input('past_key', 'float32', kvDims(arch, 'past'));
   const pastValue = g.input('past_value', 'float32', kvDims(arch, 'past'));
   const w: LayerWeightValues = {};
@@ -349,13 +356,13 @@ export interface ModelWeights {
 }
 
 /**
- * The whole model of one checkpoint, weights as initializers: input_ids, position_ids,
+ * The whole model of one checkpoint, weights as initializers: input_ids, rope_cos, rope_sin,
  * attention_bias, past_key_<l>, past_value_<l> -> logits, present_key_<l>, present_value_<l>.
  */
 export function buildMonolithicGraph(arch: LlamaArchitecture, weights: ModelWeights): Uint8Array {
   const g = new GraphBuilder('llama');
   const ids = g.input('input_ids', 'int64', ['batch', 'sequence']);
-  const ctx = blockInputs(g);
+  const ctx = blockInputs(g, arch.headDim);
   let hidden = embedding(
     g,
     ids,

@@ -1,7 +1,7 @@
 import { onnx } from '@hm3/proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { rmsNorm, ropeFrequencies } from './llama-graph.js';
+import { rmsNorm, ropeFrequencies, ropeTables } from './llama-graph.js';
 import { GraphBuilder, IR_VERSION, OPSET } from './onnx-graph.js';
 
 describe('GraphBuilder', () => {
@@ -61,5 +61,19 @@ describe('GraphBuilder', () => {
     expect(f[1]).toBeCloseTo(1 / Math.pow(10000, 2 / 8), 7);
     expect(f[4]).toBe(f[0]);
     expect(f[7]).toBe(f[3]);
+  });
+
+  it('computes RoPE tables cos/sin(fround(pos * inv_freq)) per position, rounded once from float64', () => {
+    const f = ropeFrequencies(8, 10000);
+    const { cos, sin } = ropeTables(new BigInt64Array([0n, 5n, 2n]), 8, 10000);
+    expect(cos.length).toBe(24);
+    expect(Array.from(cos.slice(0, 8))).toEqual(Array(8).fill(1));
+    expect(Array.from(sin.slice(0, 8))).toEqual(Array(8).fill(0));
+    for (let i = 0; i < 8; i++) {
+      const angle = Math.fround(5 * f[i]!);
+      expect(cos[8 + i]).toBe(Math.fround(Math.cos(angle)));
+      expect(sin[8 + i]).toBe(Math.fround(Math.sin(angle)));
+    }
+    expect(cos[16 + 3]).toBe(Math.fround(Math.cos(Math.fround(2 * f[3]!))));
   });
 });

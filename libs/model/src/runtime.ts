@@ -17,6 +17,9 @@ import {
   FINAL_NORM,
   HEAD_T,
   layerTensorSpecs,
+  ROPE_COS,
+  ROPE_SIN,
+  ropeTables,
   type LayerRole,
 } from './llama-graph.js';
 import { WeightStore, type LayerTensors } from './weights.js';
@@ -122,10 +125,28 @@ interface ResolvedStep {
   readonly affine: { readonly scale: Float32Array; readonly shift: Float32Array } | undefined;
 }
 
-const shared = (b: ForwardBatch) => ({
-  position_ids: new Tensor('int64', b.positionIds, [b.batch, b.seq]),
+const attentionBiasFeed = (b: ForwardBatch) => ({
   attention_bias: new Tensor('float32', b.attentionBias, [b.batch, 1, b.seq, b.past + b.seq]),
 });
+
+/** RoPE cos/sin feeds of one forward pass, computed once per (head dim, theta) and shared by the layers. */
+class RopeFeeds {
+  private readonly tables = new Map<string, Record<string, Tensor>>();
+  constructor(private readonly batch: ForwardBatch) {}
+
+  for(arch: LlamaArchitecture): Record<string, Tensor> {
+    const key = `${arch.headDim}/${arch.ropeTheta}`;
+    let feeds = this.tables.get(key);
+    if (feeds === undefined) {
+      const { batch, seq, positionIds } = this.batch;
+      const { cos, sin } = ropeTables(positionIds, arch.headDim, arch.ropeTheta);
+      const dims = [batch, 1, seq, arch.headDim];
+      feeds = { [ROPE_COS]: new Tensor('float32', cos, dims), [ROPE_SIN]: new Tensor('float32', sin, dims) };
+      this.tables.set(key, feeds);
+    }
+    return feeds;
+  }
+}
 
 const emptyKv = (arch: LlamaArchitecture, batch: number) =>
   new Tensor('float32', new Float32Array(0), [batch, arch.numKvHeads, 0, arch.headDim]);
@@ -162,7 +183,8 @@ export class PathModel implements CausalLM {
         [EMBED_TABLE]: head.embedTokens,
       })
     )['hidden']!;
-    const feeds = shared(input);
+    const bias = attentionBiasFeed(input);
+    const rope = new RopeFeeds(input);
     const next: { key: Tensor; value: Tensor }[] = [];
     for (let i = 0; i < this.steps.length; i++) {
       const step = this.steps[i]!;
@@ -173,7 +195,8 @@ export class PathModel implements CausalLM {
       if (step.affine) hidden = applyAffine(hidden, step.affine);
       const out = await session.run({
         hidden,
-        ...feeds,
+        ...bias,
+        ...rope.for(step.arch),
         past_key: cache[i]!.key,
         past_value: cache[i]!.value,
         ...layerFeeds(step.arch, weights),
@@ -230,7 +253,8 @@ export class MonolithicModel implements CausalLM {
   async forward(input: ForwardBatch, cache: KvCache): Promise<{ logits: Float32Array; cache: KvCache }> {
     const feeds: Record<string, Tensor> = {
       input_ids: new Tensor('int64', input.inputIds, [input.batch, input.seq]),
-      ...shared(input),
+      ...attentionBiasFeed(input),
+      ...new RopeFeeds(input).for(this.arch),
     };
     cache.forEach((kv, l) => {
       feeds[`past_key_${l}`] = kv.key;

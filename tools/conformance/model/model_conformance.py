@@ -4,9 +4,10 @@
                        and MLP biases; qwen2; tied llama with head_dim 32) and a narrow mistral of
                        hidden 32, saved as HF folders in bf16 with a char-level tokenizer.json
   reference SPEC OUT   SPEC = {"models": [dir], "prompts": [[id]], "max_new_tokens": n,
+                       "float64_logits"?: bool,
                        "paths": [{"pool": [dir], "steps": [{"pool_index", "layer_index", "affine"?:
                        {"scale", "shift"}}], "head_source"}], "texts": [str]}
-                       OUT  = {"models": [{"logits": [[[...]]], "generations": [[id]]}],
+                       OUT  = {"models": [{"logits": [[[...]]], "generations": [[id]], "logits64"?: ...}],
                                "paths": [{"logits": ...}], "encodings": {dir: [[id]]}}
 The path reference is a re-implementation of the path semantics over transformers' own decoder
 layers: embed with the head source, per step h = h * scale + shift then layer(h), norm + head.
@@ -74,10 +75,10 @@ def char_tokenizer_dir(d):
     return char_tokenizer(d)
 
 
-def load(d, cache):
-    if d not in cache:
-        cache[d] = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
-    return cache[d]
+def load(d, cache, dtype=torch.float32):
+    if (d, dtype) not in cache:
+        cache[(d, dtype)] = AutoModelForCausalLM.from_pretrained(d, dtype=dtype, attn_implementation="eager").eval()
+    return cache[(d, dtype)]
 
 
 def causal_mask(n):
@@ -117,7 +118,13 @@ def reference(spec_file, out_file):
             g = m.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=spec["max_new_tokens"],
                            min_new_tokens=spec["max_new_tokens"], eos_token_id=None, pad_token_id=0)
             gens.append(g[0, len(p):].tolist())
-        result["models"].append({"logits": logits, "generations": gens})
+        entry = {"logits": logits, "generations": gens}
+        if spec.get("float64_logits"):
+            # The exact answer up to f64 rounding: how far transformers' own fp32 is from it says how
+            # close any two fp32 implementations can be expected to agree.
+            m64 = load(d, cache, torch.float64)
+            entry["logits64"] = [m64(torch.tensor([p])).logits[0].tolist() for p in spec["prompts"]]
+        result["models"].append(entry)
     for path in spec.get("paths", []):
         result["paths"].append({"logits": [path_logits(path, p, cache).tolist() for p in spec["prompts"]]})
     if spec.get("texts"):
