@@ -16,6 +16,8 @@ export type { Episode, ProposalMode, UpdateStats } from './path-policy.js';
 export { matchFraction, samePath, TargetPathEnvironment, trainPolicy } from './trainer.js';
 export type { PathEnvironment, TrainOptions, TrainProgress } from './trainer.js';
 export { loadPolicy, savePolicy } from './policy-io.js';
+export { exportPolicyOnnx, OnnxPathPolicy, ONNX_POLICY_FILES } from './policy-onnx.js';
+export type { HeadsInput, OnnxPolicyExport } from './policy-onnx.js';
 export { runAmortisedExperiment, runTargetExperiment, syntheticPool } from './synthetic.js';
 export type {
   AmortisedExperimentOptions,

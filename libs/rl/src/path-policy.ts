@@ -24,7 +24,6 @@ import {
   neg,
   noGrad,
   scale,
-  sigmoidScalar,
   square,
   sub,
   tanh,
@@ -32,6 +31,7 @@ import {
   tensor,
   zeros,
 } from './autodiff.js';
+import { addRow, matmulAccumulate } from './kernels.js';
 import { GruCell, Linear, ParamStore } from './layers.js';
 import type { LayerPool, PathStep } from './layer-pool.js';
 import { Adam, clipGradNorm } from './optim.js';
@@ -68,6 +68,59 @@ export interface UpdateStats {
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
+/**
+ * Advantages standardised over the whole batch ('batch'), or per step t over the batch's episodes
+ * ('step': with the reward spread as R/T, the advantage at step t scales with the T - t rewards
+ * left, so late steps would otherwise get a small fraction of the actor's gradient).
+ */
+export function normaliseAdvantages(
+  adv: readonly Float64Array[],
+  T: number,
+  mode: 'batch' | 'step',
+): Float64Array[] {
+  const groups =
+    mode === 'batch' ? [Array.from({ length: T }, (_, t) => t)] : Array.from({ length: T }, (_, t) => [t]);
+  const out = adv.map((a) => new Float64Array(a.length));
+  for (const steps of groups) {
+    let m = 0;
+    let n = 0;
+    for (const a of adv)
+      for (const t of steps) {
+        m += a[t] as number;
+        n++;
+      }
+    m /= n;
+    let v = 0;
+    for (const a of adv) for (const t of steps) v += ((a[t] as number) - m) ** 2;
+    const sd = Math.sqrt(v / n) + 1e-8;
+    adv.forEach((a, i) => {
+      for (const t of steps) (out[i] as Float64Array)[t] = ((a[t] as number) - m) / sd;
+    });
+  }
+  return out;
+}
+
+/** A head's first layer split by input block (see PathPolicy.headTables). */
+interface HeadTables {
+  /** The rows of the weight that read h: [H, hidden]. */
+  readonly hWeight: Float64Array;
+  /** Per step t: the one-hot's weight row plus the bias, [T + 1, hidden]. */
+  readonly pos: Float64Array;
+  /** Per last action (A = none): its embedding times the weight, [A + 1, hidden]. */
+  readonly emb: Float64Array;
+  /** Per (step of the last action, last action): [T, A + 1, hidden]; empty when the feature is off. */
+  readonly posAct: Float64Array;
+  /** Per objective k, the same table for the w_k-weighted copy: [K, T, A + 1, hidden]. */
+  readonly prefPosAct: Float64Array;
+  /** Per objective k and step t: the weight row of w (x) one-hot(t), [K, T + 1, hidden]. */
+  readonly prefPos: Float64Array;
+  /** The preferences of the call's episodes, [B, K]. */
+  readonly W: Float64Array;
+  /** Per episode: w times the weight (amortised), [B, hidden]. */
+  readonly pref: Float64Array;
+  readonly hidden: number;
+}
+
 export class PathPolicy {
   readonly settings: PolicySettings;
   readonly params: ParamStore;
@@ -101,7 +154,14 @@ export class PathPolicy {
     this.features = tensor(pool.features, pool.size, pool.featureDim);
     const stepIn = s.modelEmbedding + s.layerEmbedding + pool.featureDim;
     this.gru = new GruCell(this.params, 'encoder.gru', stepIn, s.gruHidden);
-    this.headIn = s.gruHidden + s.tMax + 1 + D + (s.amortised ? s.objectives : 0);
+    this.headIn =
+      s.gruHidden +
+      s.tMax +
+      1 +
+      D +
+      (s.positionActionFeatures ? s.tMax * D : 0) +
+      (this.preferenceActionFeatures ? s.objectives * (s.tMax * D + s.tMax + 1) : 0) +
+      (s.amortised ? s.objectives : 0);
     this.actorHidden = new Linear(this.params, 'actor.hidden', this.headIn, s.headHidden);
     this.actorOut = new Linear(this.params, 'actor.mean', s.headHidden, D, 0.1);
     this.criticHidden = new Linear(this.params, 'critic.hidden', this.headIn, s.headHidden);
@@ -123,6 +183,22 @@ export class PathPolicy {
     return this.settings.tMax;
   }
 
+  /** Episodes learnt from so far (drives the epsilon schedule; saved with the weights). */
+  episodesSeen = 0;
+
+  /** Amortised with position-action features: the w-weighted copies of those features are in the heads' input. */
+  get preferenceActionFeatures(): boolean {
+    return this.settings.amortised && this.settings.positionActionFeatures;
+  }
+
+  /** epsilon decays linearly from epsilonStart to epsilon over the first epsilonDecayEpisodes episodes. */
+  epsilonNow(): number {
+    const s = this.settings;
+    if (s.epsilonDecayEpisodes === 0) return s.epsilon;
+    const f = Math.max(0, 1 - this.episodesSeen / s.epsilonDecayEpisodes);
+    return s.epsilon + (s.epsilonStart - s.epsilon) * f;
+  }
+
   // ------------------------------------------------------------ network pieces
 
   /** GRU input of taking actions: [model emb; layer emb; features] -> [B, in]. */
@@ -136,22 +212,58 @@ export class PathPolicy {
 
   /**
    * Actor / critic input for S_t, t in 0..T: [h; one-hot(t) over T+1 slots; embedding of the last
-   * action (zeros at t = 0); w if amortised] -> [B, headIn].
+   * action (zeros at t = 0); one-hot(t - 1) x that embedding (T blocks of D, with
+   * positionActionFeatures); amortised: w x that block, w x one-hot(t), then w] -> [B, headIn].
    */
-  private headInput(h: Tensor, t: number, prefs: Tensor, last: ArrayLike<number> | null): Tensor {
+  private headInput(
+    h: Tensor,
+    t: number | ArrayLike<number>,
+    prefs: Tensor,
+    last: ArrayLike<number> | null,
+  ): Tensor {
     const B = h.rows;
     const P = this.settings.tMax + 1;
     const D = this.pool.embeddingDim;
+    const A = this.pool.size;
     const pos = new Float64Array(B * P);
-    for (let b = 0; b < B; b++) pos[b * P + t] = 1;
+    for (let b = 0; b < B; b++) pos[b * P + (typeof t === 'number' ? t : (t[b] as number))] = 1;
     const lastEmb = new Float64Array(B * D);
     if (last !== null)
-      for (let b = 0; b < B; b++)
-        lastEmb.set(
-          this.pool.embeddings.subarray((last[b] as number) * D, ((last[b] as number) + 1) * D),
-          b * D,
-        );
+      for (let b = 0; b < B; b++) {
+        const a = last[b] as number;
+        // a = A (or -1) stands for "no action yet" (S_0): a zero embedding.
+        if (a >= 0 && a < A) lastEmb.set(this.pool.embeddings.subarray(a * D, (a + 1) * D), b * D);
+      }
     const parts = [h, new Tensor(pos, B, P), new Tensor(lastEmb, B, D)];
+    if (this.settings.positionActionFeatures) {
+      // Block (t - 1) holds the last action's embedding: "this action at that step".
+      const T = this.settings.tMax;
+      const pa = new Float64Array(B * T * D);
+      for (let b = 0; b < B; b++) {
+        const tb = typeof t === 'number' ? t : (t[b] as number);
+        if (tb >= 1) pa.set(lastEmb.subarray(b * D, (b + 1) * D), b * T * D + (tb - 1) * D);
+      }
+      parts.push(new Tensor(pa, B, T * D));
+      if (this.preferenceActionFeatures) {
+        // w (x) the block above: the value of "this action at that step" may depend on the preference.
+        const K = this.settings.objectives;
+        const wpa = new Float64Array(B * K * T * D);
+        for (let b = 0; b < B; b++)
+          for (let k = 0; k < K; k++) {
+            const wk = prefs.data[b * K + k] as number;
+            for (let j = 0; j < T * D; j++) wpa[(b * K + k) * T * D + j] = wk * (pa[b * T * D + j] as number);
+          }
+        parts.push(new Tensor(wpa, B, K * T * D));
+        // w (x) one-hot(t): where the actor should go next may depend on the preference, step by step.
+        const wp = new Float64Array(B * K * P);
+        for (let b = 0; b < B; b++)
+          for (let k = 0; k < K; k++) {
+            const tb = typeof t === 'number' ? t : (t[b] as number);
+            wp[(b * K + k) * P + tb] = prefs.data[b * K + k] as number;
+          }
+        parts.push(new Tensor(wp, B, K * P));
+      }
+    }
     if (this.settings.amortised) parts.push(prefs);
     return concatCols(parts);
   }
@@ -185,32 +297,6 @@ export class PathPolicy {
     return new Tensor(d, prefs.length, K);
   }
 
-  /**
-   * GRU steps for many (episode, action) pairs at once, without the tape: gi rows come from the
-   * per-action table, h Wh + bh is computed once per episode. Same arithmetic as GruCell.forward.
-   */
-  gruCandidates(giTable: Tensor, h: Tensor, rowsB: readonly number[], rowsA: readonly number[]): Tensor {
-    const H = this.settings.gruHidden;
-    const gh = add(matmul(h, this.gru.wh), this.gru.bh).data; // [B, 3H]
-    const gi = giTable.data;
-    const n = rowsB.length;
-    const out = new Float64Array(n * H);
-    const hd = h.data;
-    for (let i = 0; i < n; i++) {
-      const b = rowsB[i] as number;
-      const a = rowsA[i] as number;
-      const ib = b * 3 * H;
-      const ia = a * 3 * H;
-      for (let j = 0; j < H; j++) {
-        const r = sigmoidScalar((gi[ia + j] as number) + (gh[ib + j] as number));
-        const z = sigmoidScalar((gi[ia + H + j] as number) + (gh[ib + H + j] as number));
-        const nn = Math.tanh((gi[ia + 2 * H + j] as number) + r * (gh[ib + 2 * H + j] as number));
-        out[i * H + j] = nn + z * ((hd[b * H + j] as number) - nn);
-      }
-    }
-    return new Tensor(out, n, H);
-  }
-
   // ------------------------------------------------------------ Wolpertinger selection
 
   /** Indices of the M' valid actions nearest to `proto` (nearest first). */
@@ -241,8 +327,147 @@ export class PathPolicy {
   }
 
   /**
+   * The actor's and the critic's first layers split by input block (u = [h; one-hot(t); emb(last); w]):
+   * the one-hot, embedding and preference parts become per-action / per-step / per-episode tables,
+   * so that a head on S_t costs one [B, H] x [H, hidden] product. Built once per propose call.
+   */
+  private inferenceTables(
+    W: Float64Array,
+    B: number,
+  ): {
+    actor: HeadTables;
+    critic: HeadTables;
+    giTable: Float64Array;
+  } {
+    const giTable = add(
+      matmul(this.stepInput(Array.from({ length: this.pool.size }, (_, a) => a)), this.gru.wi),
+      this.gru.bi,
+    ).data;
+    return {
+      actor: this.headTables(this.actorHidden, W, B),
+      critic: this.headTables(this.criticHidden, W, B),
+      giTable,
+    };
+  }
+
+  private headTables(layer: Linear, W: Float64Array, B: number): HeadTables {
+    const s = this.settings;
+    const H = s.gruHidden;
+    const P = s.tMax + 1;
+    const D = this.pool.embeddingDim;
+    const A = this.pool.size;
+    const K = s.objectives;
+    const M = layer.outFeatures;
+    const w = layer.weight.data;
+    const hWeight = w.subarray(0, H * M);
+    // pos[t] = row H + t of the weight, plus the bias.
+    const pos = new Float64Array(P * M);
+    for (let t = 0; t < P; t++) {
+      addRow(pos, t * M, w, H + t, M);
+      addRow(pos, t * M, layer.bias.data, 0, M);
+    }
+    // emb[a] = E[a] x W_emb; the last row (a = A, no action yet) is zero.
+    const emb = new Float64Array((A + 1) * M);
+    matmulAccumulate(emb, this.pool.embeddings, A, D, w.subarray((H + P) * M, (H + P + D) * M), M);
+    // posAct[t - 1][a] = E[a] x the weight rows of block t - 1, [T, A + 1, hidden] (a = A: zero).
+    const T = s.tMax;
+    let off = H + P + D;
+    const posAct = new Float64Array(s.positionActionFeatures ? T * (A + 1) * M : 0);
+    if (s.positionActionFeatures) {
+      for (let t = 0; t < T; t++) {
+        const block = w.subarray((off + t * D) * M, (off + (t + 1) * D) * M);
+        matmulAccumulate(posAct.subarray(t * (A + 1) * M), this.pool.embeddings, A, D, block, M);
+      }
+      off += T * D;
+    }
+    // prefPosAct[k][t - 1][a]: the same per objective k, weighted by w_k per row, [K, T, A + 1, hidden].
+    const prefPosAct = new Float64Array(this.preferenceActionFeatures ? K * T * (A + 1) * M : 0);
+    if (this.preferenceActionFeatures) {
+      for (let k = 0; k < K; k++)
+        for (let t = 0; t < T; t++) {
+          const r0 = off + (k * T + t) * D;
+          matmulAccumulate(
+            prefPosAct.subarray((k * T + t) * (A + 1) * M),
+            this.pool.embeddings,
+            A,
+            D,
+            w.subarray(r0 * M, (r0 + D) * M),
+            M,
+          );
+        }
+      off += K * T * D;
+    }
+    // prefPos[k][t]: the weight row of w_k at step t, [K, T + 1, hidden].
+    const prefPos = new Float64Array(this.preferenceActionFeatures ? K * P * M : 0);
+    if (this.preferenceActionFeatures) {
+      prefPos.set(w.subarray(off * M, (off + K * P) * M));
+      off += K * P;
+    }
+    const pref = new Float64Array(B * M);
+    if (s.amortised) matmulAccumulate(pref, W, B, K, w.subarray(off * M, (off + K) * M), M);
+    return { hWeight, pos, emb, posAct, prefPosAct, prefPos, W, pref, hidden: M };
+  }
+
+  /**
+   * The first layer's pre-activation of a head for n states: h [n, H] with, per row, its episode b,
+   * its step t and its last action, then tanh. -> [n, hidden].
+   */
+  private headHidden(
+    tab: HeadTables,
+    h: Float64Array,
+    n: number,
+    t: number,
+    rowsB: ArrayLike<number>,
+    last: ArrayLike<number>,
+  ): Float64Array {
+    const M = tab.hidden;
+    const out = new Float64Array(n * M);
+    matmulAccumulate(out, h, n, this.settings.gruHidden, tab.hWeight, M);
+    for (let i = 0; i < n; i++) {
+      const o = i * M;
+      addRow(out, o, tab.pos, t, M);
+      addRow(out, o, tab.emb, last[i] as number, M);
+      if (t >= 1 && this.settings.positionActionFeatures)
+        addRow(out, o, tab.posAct, (t - 1) * (this.pool.size + 1) + (last[i] as number), M);
+      if (this.preferenceActionFeatures) {
+        const K = this.settings.objectives;
+        const T = this.settings.tMax;
+        const A1 = this.pool.size + 1;
+        for (let k = 0; k < K; k++) {
+          const wk = tab.W[(rowsB[i] as number) * K + k] as number;
+          const p0 = (k * (T + 1) + t) * M;
+          for (let j = 0; j < M; j++)
+            out[o + j] = (out[o + j] as number) + wk * (tab.prefPos[p0 + j] as number);
+          if (t === 0) continue;
+          const r0 = ((k * T + t - 1) * A1 + (last[i] as number)) * M;
+          for (let j = 0; j < M; j++)
+            out[o + j] = (out[o + j] as number) + wk * (tab.prefPosAct[r0 + j] as number);
+        }
+      }
+      if (this.settings.amortised) addRow(out, o, tab.pref, rowsB[i] as number, M);
+      for (let j = 0; j < M; j++) out[o + j] = Math.tanh(out[o + j] as number);
+    }
+    return out;
+  }
+
+  /** Path values of n states from the critic's hidden activations. */
+  private criticOutput(hid: Float64Array, n: number): Float64Array {
+    const M = this.criticOut.inFeatures;
+    const wv = this.criticOut.weight.data;
+    const bv = this.criticOut.bias.data[0] as number;
+    const v = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let acc = bv;
+      for (let j = 0; j < M; j++) acc += (hid[i * M + j] as number) * (wv[j] as number);
+      v[i] = acc;
+    }
+    return v;
+  }
+
+  /**
    * Proposes one path per preference. 'explore' samples the proto-action and applies epsilon;
-   * 'greedy' uses the mean and the critic's choice.
+   * 'greedy' uses the mean and the critic's choice. Inference only: plain kernels over the weights,
+   * no autodiff tape (the same arithmetic as the tape's actorMean / pathValue / GruCell).
    */
   propose(preferences: readonly (readonly number[])[], mode: ProposalMode = 'explore'): Episode[] {
     const s = this.settings;
@@ -251,77 +476,136 @@ export class PathPolicy {
     if (B === 0) return [];
     const T = s.tMax;
     const D = this.pool.embeddingDim;
-    const W = this.prefTensor(prefs);
+    const A = this.pool.size;
+    const H = s.gruHidden;
+    const W = this.prefTensor(prefs).data;
     const actions = Array.from({ length: B }, () => new Int32Array(T));
     const protos = Array.from({ length: B }, () => new Float64Array(T * D));
     const logProbs = Array.from({ length: B }, () => new Float64Array(T));
     const values = Array.from({ length: B }, () => new Float64Array(T));
-    noGrad(() => {
-      // x(a) Wi + bi for every action, once per call: a look-ahead step is then element-wise.
-      const giTable = add(
-        matmul(this.stepInput(Array.from({ length: this.pool.size }, (_, a) => a)), this.gru.wi),
-        this.gru.bi,
-      );
-      let h = zeros(B, s.gruHidden);
-      const prev = new Int32Array(B).fill(-1);
-      const std = this.logStd.data.map(Math.exp);
-      let logStdSum = 0;
-      for (const x of this.logStd.data) logStdSum += x;
-      for (let t = 0; t < T; t++) {
-        const u = this.headInput(h, t, W, t === 0 ? null : prev);
-        const mu = this.actorMean(u);
-        const v = this.pathValue(u);
-        const ct = this.valueScale(t);
-        const proto = new Float64Array(B * D);
-        for (let b = 0; b < B; b++) {
-          let lp = -logStdSum - HALF_LOG_2PI * D;
-          for (let j = 0; j < D; j++) {
-            const z = mode === 'greedy' ? 0 : this.rng.normal();
-            proto[b * D + j] = (mu.data[b * D + j] as number) + (std[j] as number) * z;
-            lp -= 0.5 * z * z;
-          }
-          (logProbs[b] as Float64Array)[t] = lp;
-          (values[b] as Float64Array)[t] = ct * (v.data[b] as number);
-          (protos[b] as Float64Array).set(proto.subarray(b * D, (b + 1) * D), t * D);
+    const tables = noGrad(() => this.inferenceTables(W, B));
+    const eps = this.epsilonNow();
+    const gi = tables.giTable;
+    const whData = this.gru.wh.data;
+    const bh = this.gru.bh.data;
+    const aOutW = this.actorOut.weight.data;
+    const aOutB = this.actorOut.bias.data;
+    const Ma = this.actorOut.inFeatures;
+    const identity = Array.from({ length: B }, (_, b) => b);
+    // Episodes in the same state (same preference, same actions so far) share their look-ahead rows:
+    // state[b] is the episode's state id, rep[id] an episode in that state.
+    let state = new Int32Array(B);
+    let rep: number[] = [];
+    {
+      const seen = new Map<string, number>();
+      prefs.forEach((w, b) => {
+        const key = w.join(',');
+        let id = seen.get(key);
+        if (id === undefined) {
+          id = rep.length;
+          seen.set(key, id);
+          rep.push(b);
         }
-        const cands = Array.from({ length: B }, (_, b) =>
-          this.nearestActions(proto, b * D, prev[b] as number),
-        );
-        const chosen = new Int32Array(B);
-        // One-step look-ahead: the path value of S' for every candidate, batched.
-        const rowsB: number[] = [];
-        const rowsA: number[] = [];
-        cands.forEach((c, b) => c.forEach((a) => (rowsB.push(b), rowsA.push(a))));
-        const hc = this.gruCandidates(giTable, h, rowsB, rowsA);
-        const vc = this.pathValue(this.headInput(hc, t + 1, gatherRows(W, rowsB), rowsA));
-        let k = 0;
-        const pick: number[] = [];
-        cands.forEach((c, b) => {
-          let bestI = 0;
-          for (let i = 1; i < c.length; i++)
-            if ((vc.data[k + i] as number) > (vc.data[k + bestI] as number)) bestI = i;
-          if (mode === 'explore' && this.rng.uniform() < s.epsilon) bestI = this.rng.int(c.length);
-          chosen[b] = c[bestI] as number;
-          pick.push(k + bestI);
-          k += c.length;
-        });
-        if (t < T - 1) h = gatherRows(hc, pick);
-        for (let b = 0; b < B; b++) {
-          const a = chosen[b] as number;
-          (actions[b] as Int32Array)[t] = a;
-          prev[b] = a;
-          if (s.logProbAt === 'action') {
-            // The executed action's embedding stands for the action in the Gaussian log-density.
-            const e = this.pool.embeddings.subarray(a * D, (a + 1) * D);
-            (protos[b] as Float64Array).set(e, t * D);
-            let lp = -logStdSum - HALF_LOG_2PI * D;
-            for (let j = 0; j < D; j++)
-              lp -= 0.5 * (((e[j] as number) - (mu.data[b * D + j] as number)) / (std[j] as number)) ** 2;
-            (logProbs[b] as Float64Array)[t] = lp;
+        state[b] = id;
+      });
+    }
+    let h = new Float64Array(B * H);
+    const prev = new Int32Array(B).fill(A);
+    // pv(S_t) of every episode: computed for S_0, then carried from the chosen candidate's look-ahead.
+    let pv = this.criticOutput(this.headHidden(tables.critic, h, B, 0, identity, prev), B);
+    const std = this.logStd.data.map(Math.exp);
+    let logStdSum = 0;
+    for (const x of this.logStd.data) logStdSum += x;
+    for (let t = 0; t < T; t++) {
+      const ah = this.headHidden(tables.actor, h, B, t, identity, prev);
+      const mu = new Float64Array(B * D);
+      for (let b = 0; b < B; b++) addRow(mu, b * D, aOutB, 0, D);
+      matmulAccumulate(mu, ah, B, Ma, aOutW, D);
+      const ct = this.valueScale(t);
+      const proto = new Float64Array(B * D);
+      for (let b = 0; b < B; b++) {
+        let lp = -logStdSum - HALF_LOG_2PI * D;
+        for (let j = 0; j < D; j++) {
+          const z = mode === 'greedy' ? 0 : this.rng.normal();
+          proto[b * D + j] = (mu[b * D + j] as number) + (std[j] as number) * z;
+          lp -= 0.5 * z * z;
+        }
+        (logProbs[b] as Float64Array)[t] = lp;
+        (values[b] as Float64Array)[t] = ct * (pv[b] as number);
+        (protos[b] as Float64Array).set(proto.subarray(b * D, (b + 1) * D), t * D);
+      }
+      const cands = Array.from({ length: B }, (_, b) =>
+        this.nearestActions(proto, b * D, t === 0 ? -1 : (prev[b] as number)),
+      );
+      // One-step look-ahead: the GRU step and the path value of S' for every distinct (state, action)
+      // among the candidates, batched; row[b][i] is the look-ahead row of candidate i of episode b.
+      const rowsB: number[] = [];
+      const rowsA: number[] = [];
+      const rowOf = new Map<number, number>();
+      const row = cands.map((c, b) =>
+        c.map((a) => {
+          const key = (state[b] as number) * (A + 1) + a;
+          let r = rowOf.get(key);
+          if (r === undefined) {
+            r = rowsB.length;
+            rowOf.set(key, r);
+            rowsB.push(rep[state[b] as number] as number);
+            rowsA.push(a);
           }
+          return r;
+        }),
+      );
+      const n = rowsB.length;
+      const gh = new Float64Array(B * 3 * H);
+      for (let b = 0; b < B; b++) addRow(gh, b * 3 * H, bh, 0, 3 * H);
+      matmulAccumulate(gh, h, B, H, whData, 3 * H);
+      const hc = new Float64Array(n * H);
+      for (let i = 0; i < n; i++) {
+        const b = rowsB[i] as number;
+        const ia = (rowsA[i] as number) * 3 * H;
+        const ib = b * 3 * H;
+        for (let j = 0; j < H; j++) {
+          // 1 / (1 + e^-x) is exact enough for both signs (e^-x overflows to Infinity -> 0).
+          const r = 1 / (1 + Math.exp(-((gi[ia + j] as number) + (gh[ib + j] as number))));
+          const z = 1 / (1 + Math.exp(-((gi[ia + H + j] as number) + (gh[ib + H + j] as number))));
+          const nn = Math.tanh((gi[ia + 2 * H + j] as number) + r * (gh[ib + 2 * H + j] as number));
+          hc[i * H + j] = nn + z * ((h[b * H + j] as number) - nn);
         }
       }
-    });
+      const vc = this.criticOutput(this.headHidden(tables.critic, hc, n, t + 1, rowsB, rowsA), n);
+      const nextH = new Float64Array(B * H);
+      const nextPv = new Float64Array(B);
+      const nextState = new Int32Array(B);
+      cands.forEach((c, b) => {
+        const rb = row[b] as number[];
+        let bestI = 0;
+        for (let i = 1; i < c.length; i++)
+          if ((vc[rb[i] as number] as number) > (vc[rb[bestI] as number] as number)) bestI = i;
+        if (mode === 'explore' && this.rng.uniform() < eps) bestI = this.rng.int(c.length);
+        const a = c[bestI] as number;
+        const r = rb[bestI] as number;
+        nextH.set(hc.subarray(r * H, (r + 1) * H), b * H);
+        nextPv[b] = vc[r] as number;
+        nextState[b] = r;
+        (actions[b] as Int32Array)[t] = a;
+        prev[b] = a;
+        if (s.logProbAt === 'action') {
+          // The executed action's embedding stands for the action in the Gaussian log-density.
+          const e = this.pool.embeddings.subarray(a * D, (a + 1) * D);
+          (protos[b] as Float64Array).set(e, t * D);
+          let lp = -logStdSum - HALF_LOG_2PI * D;
+          for (let j = 0; j < D; j++)
+            lp -= 0.5 * (((e[j] as number) - (mu[b * D + j] as number)) / (std[j] as number)) ** 2;
+          (logProbs[b] as Float64Array)[t] = lp;
+        }
+      });
+      h = nextH;
+      pv = nextPv;
+      state = nextState;
+      // The representative of each new state: an episode now in it (h and w are the state's).
+      rep = new Array<number>(n).fill(-1);
+      for (let b = 0; b < B; b++) rep[nextState[b] as number] = b;
+    }
     return prefs.map((w, b) => ({
       preference: w,
       path: Array.from(actions[b] as Int32Array, (a) => this.pool.stepOf(a)),
@@ -371,17 +655,11 @@ export class PathPolicy {
         });
     }
     const gae = episodes.map((e, i) => this.advantages(e, rewards[i] as number));
-    let m = 0;
-    let n = 0;
-    for (const g of gae) {
-      for (const a of g.adv) m += a;
-      n += g.adv.length;
-    }
-    m /= n;
-    let v = 0;
-    for (const g of gae) for (const a of g.adv) v += (a - m) ** 2;
-    const sd = Math.sqrt(v / n) + 1e-8;
-    const normAdv = gae.map((g) => g.adv.map((a) => (a - m) / sd));
+    const normAdv = normaliseAdvantages(
+      gae.map((g) => g.adv),
+      T,
+      s.advantageNorm,
+    );
     const perBatch = Math.max(1, Math.ceil(s.minibatch / T));
     const order = episodes.map((_, i) => i);
     let stats = { policyLoss: 0, valueLoss: 0, entropy: 0, approxKl: 0, clipFraction: 0, gradNorm: 0 };
@@ -422,6 +700,7 @@ export class PathPolicy {
         this.optimizer.step();
       }
     }
+    this.episodesSeen += episodes.length;
     return { steps: episodes.length * T, ...stats };
   }
 
@@ -509,6 +788,40 @@ export class PathPolicy {
         clipFraction: clippedCount / (E * T),
       },
     };
+  }
+
+  // ------------------------------------------------------------ inference pieces (the ONNX export mirrors them)
+
+  /** One GRU step of the state encoder: h [B, H] (row-major) and the actions taken -> h' [B, H]. */
+  encodeStep(hidden: Float64Array, actions: ArrayLike<number>): Float64Array {
+    const H = this.settings.gruHidden;
+    const B = actions.length;
+    return noGrad(() => this.gru.forward(this.stepInput(actions), new Tensor(hidden, B, H)).data);
+  }
+
+  /**
+   * Actor and critic on S_t given its parts: h [B, H], the step t per row, the last action per row
+   * (pool.size for none, at t = 0) and, amortised, the preference per row ([B, K]).
+   */
+  heads(
+    hidden: Float64Array,
+    positions: ArrayLike<number>,
+    lastActions: ArrayLike<number>,
+    preferences?: Float64Array,
+  ): { mean: Float64Array; pathValue: Float64Array } {
+    const H = this.settings.gruHidden;
+    const K = this.settings.objectives;
+    const B = positions.length;
+    for (let b = 0; b < B; b++) {
+      const t = positions[b] as number;
+      if (!Number.isInteger(t) || t < 0 || t > this.settings.tMax)
+        throw new InvalidArgumentError(`step ${t} outside 0..${this.settings.tMax}`, { field: 'positions' });
+    }
+    const W = new Tensor(preferences ?? new Float64Array(B * K), B, K);
+    return noGrad(() => {
+      const u = this.headInput(new Tensor(hidden, B, H), positions, W, lastActions);
+      return { mean: this.actorMean(u).data, pathValue: this.pathValue(u).data };
+    });
   }
 
   /** Greedy V(S_0) and mean for a preference; used by tests and export checks. */

@@ -4,8 +4,7 @@ import { LayerPool } from './layer-pool.js';
 import { PathPolicy } from './path-policy.js';
 import { loadPolicy, savePolicy } from './policy-io.js';
 import { Rng } from './random.js';
-import type { Tensor } from './autodiff.js';
-import type { GruCell } from './layers.js';
+import { syntheticPool } from './synthetic.js';
 
 function smallPolicy(seed: number): PathPolicy {
   const rng = new Rng(seed);
@@ -32,6 +31,8 @@ describe('policy save / load (safetensors)', () => {
     const loaded = loadPolicy(bytes);
     expect(loaded.settings).toEqual(policy.settings);
     expect(loaded.pool.models).toEqual(policy.pool.models);
+    expect(loaded.episodesSeen).toBe(2); // the epsilon schedule goes on where it was
+    expect(loaded.epsilonNow()).toBe(policy.epsilonNow());
     for (const [name, t] of policy.params.byName)
       expect(Array.from(loaded.params.byName.get(name)!.data)).toEqual(Array.from(t.data));
     const a = policy.propose([[0.2, 0.8]], 'greedy')[0]!;
@@ -101,28 +102,57 @@ describe('PathPolicy proposals', () => {
   });
 });
 
-describe('fast look-ahead GRU', () => {
-  it('equals GruCell.forward on the same (episode, action) pairs', async () => {
-    const { add, gatherRows, matmul, noGrad, tensor } = await import('./autodiff.js');
-    const policy = smallPolicy(8);
-    const internals = policy as unknown as { gru: GruCell; stepInput(actions: ArrayLike<number>): Tensor };
-    const rng = new Rng(9);
-    const H = policy.settings.gruHidden;
-    const h = tensor(
-      Array.from({ length: 3 * H }, () => rng.normal()),
-      3,
-      H,
-    );
-    const rowsB = [0, 0, 1, 2, 2];
-    const rowsA = [1, 5, 0, 11, 3];
-    noGrad(() => {
-      const table = add(
-        matmul(internals.stepInput(Array.from({ length: policy.pool.size }, (_, a) => a)), internals.gru.wi),
-        internals.gru.bi,
-      );
-      const fast = policy.gruCandidates(table, h, rowsB, rowsA);
-      const slow = internals.gru.forward(internals.stepInput(rowsA), gatherRows(h, rowsB));
-      for (let i = 0; i < slow.size; i++) expect(fast.data[i]).toBeCloseTo(slow.data[i] as number, 12);
-    });
+describe('the no-tape propose', () => {
+  it('records the values and log-densities the tape computes, and picks the critic argmax', () => {
+    for (const amortised of [false, true]) {
+      const policy = new PathPolicy(syntheticPool(3, 6, new Rng(4)), {
+        tMax: 5,
+        objectives: 2,
+        amortised,
+        gruHidden: 12,
+        headHidden: 10,
+        mPrime: 4,
+        seed: 8,
+      });
+      const rng = new Rng(10);
+      for (const t of policy.params.list) for (let i = 0; i < t.size; i++) t.data[i]! += 0.3 * rng.normal();
+      const w = [0.3, 0.7];
+      const H = policy.settings.gruHidden;
+      const D = policy.pool.embeddingDim;
+      const A = policy.pool.size;
+      for (const mode of ['greedy', 'explore'] as const)
+        // Several episodes per state (the look-ahead rows are shared) and one of another preference.
+        for (const e of policy.propose([w, w, w, w, w, [0.6, 0.4]], mode)) {
+          const W = Float64Array.from(e.preference);
+          let h: Float64Array = new Float64Array(H);
+          let last = A;
+          for (let t = 0; t < policy.tMax; t++) {
+            const { mean, pathValue } = policy.heads(h, [t], [last], W);
+            expect(e!.values[t]).toBeCloseTo(policy.valueScale(t) * pathValue[0]!, 10);
+            let lp = -policy.logStd.data.reduce((x, y) => x + y, 0) - 0.5 * Math.log(2 * Math.PI) * D;
+            for (let j = 0; j < D; j++)
+              lp -= 0.5 * ((e!.protos[t * D + j]! - mean[j]!) / Math.exp(policy.logStd.data[j]!)) ** 2;
+            expect(e!.logProbs[t]).toBeCloseTo(lp, 8);
+            const a = e!.actions[t]!;
+            if (mode === 'greedy') {
+              // The critic's argmax among the M' nearest of the mean, by the tape's arithmetic.
+              const near = policy.nearestActions(mean, 0, t === 0 ? -1 : last);
+              const hs = new Float64Array(near.length * H);
+              near.forEach((_, i) => hs.set(h, i * H));
+              const prefs = new Float64Array(near.length * 2);
+              near.forEach((_, i) => prefs.set(W, i * 2));
+              const v = policy.heads(
+                policy.encodeStep(hs, near),
+                near.map(() => t + 1),
+                near,
+                prefs,
+              ).pathValue;
+              expect(a).toBe(near[v.indexOf(Math.max(...v))]);
+            }
+            h = policy.encodeStep(h, [a]);
+            last = a;
+          }
+        }
+    }
   });
 });

@@ -21,6 +21,7 @@ export function savePolicy(policy: PathPolicy): Uint8Array {
   const header = encodeSafetensorsHeader(tensors, {
     format: FORMAT,
     settings: JSON.stringify(policy.settings),
+    episodesSeen: String(policy.episodesSeen),
     pool: JSON.stringify(policy.pool.models),
   });
   let bytes = header.byteLength;
@@ -56,7 +57,9 @@ export function loadPolicy(bytes: Uint8Array, name = 'policy.safetensors'): Path
     throw new InvalidArgumentError(`${name}: settings or pool metadata is not JSON`, { file: name }, error);
   }
   const policy = new PathPolicy(new LayerPool(models), settings);
-  const seen = new Set<string>();
+  const seen = Number(header.metadata['episodesSeen'] ?? 0);
+  policy.episodesSeen = Number.isSafeInteger(seen) && seen >= 0 ? seen : 0;
+  const loaded = new Set<string>();
   for (const info of header.tensors) {
     const t = policy.params.byName.get(info.name);
     if (t === undefined)
@@ -77,10 +80,10 @@ export function loadPolicy(bytes: Uint8Array, name = 'policy.safetensors'): Path
     }
     const view = new DataView(bytes.buffer, bytes.byteOffset + info.offset, info.byteLength);
     for (let i = 0; i < t.size; i++) t.data[i] = view.getFloat64(i * 8, true);
-    seen.add(info.name);
+    loaded.add(info.name);
   }
   for (const key of policy.params.byName.keys()) {
-    if (!seen.has(key))
+    if (!loaded.has(key))
       throw new InvalidArgumentError(`${name}: tensor ${key} is missing`, { file: name, tensor: key });
   }
   return policy;

@@ -13,10 +13,19 @@ export interface PolicySettings {
   readonly headHidden: number;
   readonly modelEmbedding: number;
   readonly layerEmbedding: number;
+  /**
+   * Append one-hot(step of the last action) x embedding(last action) to the actor and critic input, so
+   * that "action a at step t" is a linear feature of the heads (the critic's look-ahead ranks it).
+   */
+  readonly positionActionFeatures: boolean;
   /** M': nearest discrete actions considered around the proto-action. */
   readonly mPrime: number;
-  /** Probability of a random pick among the M' candidates instead of the critic's best. */
+  /** Probability of a random pick among the M' candidates instead of the critic's best (after the decay). */
   readonly epsilon: number;
+  /** epsilon at the first episode; it decays linearly to `epsilon` over epsilonDecayEpisodes. */
+  readonly epsilonStart: number;
+  /** Length of the epsilon decay in training episodes; 0: epsilon throughout. */
+  readonly epsilonDecayEpisodes: number;
   readonly initLogStd: number;
   /**
    * Where PPO evaluates the Gaussian log-density: at the sampled proto-action ('proto'), or at the
@@ -24,6 +33,8 @@ export interface PolicySettings {
    */
   readonly logProbAt: 'proto' | 'action';
   readonly gamma: number;
+  /** Advantage standardisation: over the whole update ('batch') or per step t ('step'). */
+  readonly advantageNorm: 'batch' | 'step';
   readonly lambda: number;
   readonly clip: number;
   /** c1: value-loss weight. */
@@ -56,17 +67,21 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   headHidden: 64,
   modelEmbedding: 8,
   layerEmbedding: 8,
+  positionActionFeatures: true,
   mPrime: 8,
   epsilon: 0.1,
-  initLogStd: Math.log(0.2),
+  epsilonStart: 0.5,
+  epsilonDecayEpisodes: 1500,
+  initLogStd: Math.log(0.5),
   logProbAt: 'action',
   gamma: 0.99,
+  advantageNorm: 'step',
   lambda: 0.95,
   clip: 0.2,
   valueCoef: 0.5,
   entropyCoef: 0.001,
-  lr: 1e-2,
-  actorLr: 3e-4,
+  lr: 3e-3,
+  actorLr: 1e-3,
   dualClip: 3,
   epochs: 4,
   minibatch: 256,
@@ -106,6 +121,11 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
   positiveInt(s.epochs, 'epochs');
   positiveInt(s.minibatch, 'minibatch');
   inRange(s.epsilon, 0, 1, 'epsilon');
+  inRange(s.epsilonStart, 0, 1, 'epsilonStart');
+  if (!Number.isSafeInteger(s.epsilonDecayEpisodes) || s.epsilonDecayEpisodes < 0)
+    throw new InvalidArgumentError('epsilonDecayEpisodes must be a non-negative integer', {
+      field: 'epsilonDecayEpisodes',
+    });
   inRange(s.initLogStd, -10, 5, 'initLogStd');
   inRange(s.gamma, 0, 1, 'gamma');
   inRange(s.lambda, 0, 1, 'lambda');
@@ -138,6 +158,12 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
       field: 'reward.ideal',
     });
   }
+  if (s.advantageNorm !== 'batch' && s.advantageNorm !== 'step')
+    throw new InvalidArgumentError('advantageNorm must be batch or step', { field: 'advantageNorm' });
+  if (typeof s.positionActionFeatures !== 'boolean')
+    throw new InvalidArgumentError('positionActionFeatures must be a boolean', {
+      field: 'positionActionFeatures',
+    });
   if (s.logProbAt !== 'proto' && s.logProbAt !== 'action')
     throw new InvalidArgumentError(`logProbAt must be proto or action`, { field: 'logProbAt' });
   if (!Number.isSafeInteger(s.seed))

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runTargetExperiment } from './synthetic.js';
 
 // A reduced version of the acceptance problem (the full one, pool 4 x 8, T = 8, 10 seeds, is
-// `npm run bench -- rl`): pool 2 x 4, T = 4, a hidden target path; the greedy path must become the
+// `npm run bench -- rl`; its seed 0 runs below too): pool 2 x 4, T = 4, a hidden target path; the greedy path must become the
 // target, for 2 seeds, well before the budget; random guessing would need 8^4 = 4,096 tries.
 describe('PPO on a hidden target path (reduced acceptance problem)', () => {
   for (const seed of [0, 1]) {
@@ -21,4 +21,16 @@ describe('PPO on a hidden target path (reduced acceptance problem)', () => {
       expect(r.curve[r.curve.length - 1]!.greedyMatch).toBe(1);
     });
   }
+
+  it(
+    "the acceptance problem, seed 0: pool 4 x 8, T = 8, GRU 64, M' = 8, 4 epochs x 256: target within 3,000 episodes",
+    {
+      timeout: 600_000,
+    },
+    async () => {
+      const r = await runTargetExperiment({ seed: 0, episodes: 3000, episodesPerUpdate: 8 });
+      expect(r.foundAt).not.toBeNull();
+      expect(r.foundAt!).toBeLessThanOrEqual(3000);
+    },
+  );
 });

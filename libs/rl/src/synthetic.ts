@@ -112,6 +112,8 @@ export async function runAmortisedExperiment(
   }
   const env = new TargetPathEnvironment(pool, targets);
   const policy = new PathPolicy(pool, {
+    // K targets to find: the epsilon decay runs twice as long as for one.
+    epsilonDecayEpisodes: 3000,
     ...options.settings,
     tMax: T,
     objectives: K,
@@ -120,7 +122,7 @@ export async function runAmortisedExperiment(
   });
   const curve: { episodes: number; meanReward: number }[] = [];
   await trainPolicy(policy, env, {
-    episodes: options.episodes ?? 6000,
+    episodes: options.episodes ?? 8000,
     episodesPerUpdate: options.episodesPerUpdate ?? 8,
     seed: options.seed + 17,
     onUpdate: (p) => {

@@ -6,7 +6,8 @@ import { policy } from '@hm3/proto';
 import type { common } from '@hm3/proto';
 import type { RpcContext } from '@hm3/service-kit';
 import { createInMemoryStore, LocalArtifactStore } from '@hm3/store';
-import { policyHandlers, specFromWire } from './policy-grpc.js';
+import { policyHandlers } from './policy-grpc.js';
+import { specFromWire } from './wire.js';
 import { PolicyServiceCore } from './policy-service.js';
 
 const wireSpec: policy.PolicySpec = {

@@ -74,7 +74,10 @@ describe('PolicyServiceCore', () => {
     await expect(core.createPolicy('t0', { pool: spec.pool, settings: { tMax: 0 } })).rejects.toThrow(/tMax/);
     await expect(core.proposePaths('nope', [1], 1)).rejects.toThrow(NotFoundError);
     const id = await core.createPolicy('p2', spec);
-    await expect(core.createPolicy('p2', spec)).rejects.toThrow(FailedPreconditionError);
+    expect(await core.createPolicy('p2', spec)).toBe(id); // the same spec again: the same policy
+    await expect(
+      core.createPolicy('p2', { ...spec, settings: { ...spec.settings, seed: 4 } }),
+    ).rejects.toMatchObject({ status: 'ALREADY_EXISTS' });
     await expect(core.proposePaths(id, [-0.5, 1.5], 2)).rejects.toThrow(InvalidArgumentError);
     await expect(core.proposePaths(id, [0.5, 0.5], 0)).rejects.toThrow(/count/);
     const [p] = await core.proposePaths(id, [0.5, 0.5], 1);

@@ -8,11 +8,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@hm3/errors';
+import { FailedPreconditionError, Hm3Error, InvalidArgumentError, NotFoundError } from '@hm3/errors';
 import {
   checkReward,
   checkScores,
   episodeReward,
+  exportPolicyOnnx,
   LayerPool,
   loadPolicy,
   PathPolicy,
@@ -22,6 +23,17 @@ import type { Episode, PathStep, PolicySettingsInput, PoolModel } from '@hm3/rl'
 import type { ArtifactStore, PoliciesRepository } from '@hm3/store';
 
 const WEIGHTS_FILE = 'policy.safetensors';
+
+/** What ExportPolicy writes: the ONNX networks (actor.onnx is the one the response's sha256 names). */
+export interface ExportedPolicy {
+  readonly artifactId: string;
+  /** Hex sha256 of actor.onnx. */
+  readonly sha256: string;
+  /** File name -> hex sha256, every file of the artifact. */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+const sha256 = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
 
 export interface PolicySpec {
   readonly pool: readonly PoolModel[];
@@ -78,16 +90,26 @@ export class PolicyServiceCore {
       throw new InvalidArgumentError(`policy id ${JSON.stringify(id)} is not allowed`, {
         field: 'policy_id',
       });
-    if ((await this.deps.policies.get(id)) !== undefined)
-      throw new FailedPreconditionError(`policy ${id} already exists`, { field: 'policy_id', policyId: id });
     const policy = new PathPolicy(new LayerPool(spec.pool), spec.settings);
+    // The spec as resolved (defaults filled in): the same request twice is the same policy.
+    const specHash = sha256(
+      JSON.stringify({ settings: policy.settings, pool: spec.pool, poolRefs: spec.poolRefs ?? [] }),
+    );
+    const existing = await this.deps.policies.get(id);
+    if (existing !== undefined) {
+      if (existing.settings['specHash'] === specHash) return id;
+      throw new Hm3Error(`policy ${id} already exists with another spec`, {
+        status: 'ALREADY_EXISTS',
+        details: { field: 'policy_id', policyId: id },
+      });
+    }
     const live: Live = { policy, iterations: 0, pending: new Map(), rewarded: [] };
     const weightsArtifactId = await this.saveWeights(policy);
     const at = this.now();
     await this.deps.policies.insert({
       id,
       weightsArtifactId,
-      settings: { ...policy.settings, pool: spec.pool, poolRefs: spec.poolRefs ?? [] },
+      settings: { ...policy.settings, pool: spec.pool, poolRefs: spec.poolRefs ?? [], specHash },
       iterations: 0,
       createdAt: at,
       updatedAt: at,
@@ -192,12 +214,27 @@ export class PolicyServiceCore {
     return savePolicy((await this.get(policyId)).policy);
   }
 
-  /** Writes the current weights to the artifact store; returns the artifact id and the file's sha256. */
-  async exportPolicyArtifact(policyId: string): Promise<{ artifactId: string; sha256: string }> {
-    const bytes = await this.exportPolicy(policyId);
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const artifactId = await this.saveWeights((await this.get(policyId)).policy);
-    return { artifactId, sha256 };
+  /**
+   * Writes the policy as ONNX (encoder.onnx, actor.onnx, critic.onnx, policy.json; see @hm3/rl's
+   * OnnxPathPolicy) plus its safetensors weights into one content-addressed artifact.
+   */
+  async exportPolicyArtifact(policyId: string): Promise<ExportedPolicy> {
+    const policy = (await this.get(policyId)).policy;
+    const onnx = exportPolicyOnnx(policy);
+    const contents: Record<string, Uint8Array | string> = {
+      'encoder.onnx': onnx.encoder,
+      'actor.onnx': onnx.actor,
+      'critic.onnx': onnx.critic,
+      'policy.json': onnx.policyJson,
+      [WEIGHTS_FILE]: savePolicy(policy),
+    };
+    const files: Record<string, string> = {};
+    for (const [name, bytes] of Object.entries(contents)) files[name] = sha256(bytes);
+    const artifactId = `policy-onnx-${sha256(JSON.stringify(files))}`;
+    await this.deps.artifacts.write(artifactId, async (dir) => {
+      for (const [name, bytes] of Object.entries(contents)) await writeFile(join(dir, name), bytes);
+    });
+    return { artifactId, sha256: files['actor.onnx'] as string, files };
   }
 
   private async persist(policyId: string, live: Live): Promise<void> {
@@ -214,7 +251,7 @@ export class PolicyServiceCore {
 
   private async saveWeights(policy: PathPolicy): Promise<string> {
     const bytes = savePolicy(policy);
-    const id = `policy-${createHash('sha256').update(bytes).digest('hex')}`;
+    const id = `policy-${sha256(bytes)}`;
     await this.deps.artifacts.write(id, async (dir) => {
       await writeFile(join(dir, WEIGHTS_FILE), bytes);
     });

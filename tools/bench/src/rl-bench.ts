@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -130,13 +131,14 @@ export async function rlBenchCommand(args: readonly string[]): Promise<number> {
       seeds: { type: 'string', default: '0-9' },
       'amortised-seeds': { type: 'string', default: '0' },
       episodes: { type: 'string', default: '3000' },
-      'amortised-episodes': { type: 'string', default: '6000' },
+      'amortised-episodes': { type: 'string', default: '8000' },
       only: { type: 'string' },
       tag: { type: 'string' },
     },
   });
   const only = values.only;
   const started = new Date();
+  const loadAtStart = loadavg();
   const learning: TargetExperimentResult[] = [];
   const amortised: AmortisedExperimentResult[] = [];
   let timings: RlTimings | null = null;
@@ -205,7 +207,16 @@ export async function rlBenchCommand(args: readonly string[]): Promise<number> {
   writeFileSync(
     file,
     JSON.stringify(
-      { startedAt: started.toISOString(), node: process.version, timings, learning, amortised, checks },
+      {
+        startedAt: started.toISOString(),
+        node: process.version,
+        // The machine: CPU count and 1/5/15-minute load averages at the start and the end of the run.
+        machine: { cpus: cpus().length, loadAtStart, loadAtEnd: loadavg() },
+        timings,
+        learning,
+        amortised,
+        checks,
+      },
       null,
       2,
     ),
