@@ -887,3 +887,104 @@ parameters: {scope: global}
     ).rejects.toThrow(/one density \(and gamma\) per model/);
   });
 });
+
+describe('NaN / Inf in an input: the same report on one thread and on the pool', () => {
+  const tensor = 'model.layers.1.mlp.up_proj.weight';
+
+  /** A copy of model `from` (BF16) with a NaN at flat index `at` of `tensor`. */
+  async function withNaN(name: string, from: string, at: number): Promise<string> {
+    const src = await Checkpoint.open(path.join(root, from));
+    const dir = path.join(root, name);
+    try {
+      const specs = src.tensors().map((t) => ({ name: t.name, dtype: 'BF16' as DType, shape: t.shape }));
+      const writer = await CheckpointWriter.create(dir, specs);
+      for (const s of specs) {
+        const values = await src.readFloats(s.name, 'F32');
+        if (s.name === tensor) values[at] = Number.NaN;
+        await writer.writeFloats(s.name, values);
+      }
+      await writer.writeFile('config.json', JSON.stringify(CONFIG));
+      await writer.commit();
+    } finally {
+      await src.close();
+    }
+    return dir;
+  }
+
+  it('fails naming the file, tensor and index, or warns and merges the same bytes', async () => {
+    await withNaN('nan-a', 'a', 37);
+    const recipe = parseRecipeYaml(`merge_method: task_arithmetic
+base_model: base
+models:
+  - model: b
+    parameters: {weight: 0.5}
+  - model: nan-a
+    parameters: {weight: 0.5}
+out_dtype: bfloat16
+`);
+    const messages: string[] = [];
+    for (const threads of [1, 2]) {
+      const out = path.join(root, `out-nan-${threads}`);
+      const error = await runMerge(recipe, out, { modelRoot: root, threads, poolMinElements: 16 }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      messages.push((error as Error).message);
+      expect(await leftovers(out)).toEqual([]);
+    }
+    expect(messages[0]).toMatch(/nan-a.*up_proj\.weight.*NaN.*flat index 37/);
+    expect(messages[1]).toBe(messages[0]);
+
+    const warned: string[][] = [];
+    const bytes: Buffer[] = [];
+    for (const threads of [1, 2]) {
+      const out = path.join(root, `out-nan-warn-${threads}`);
+      const warnings: string[] = [];
+      await runMerge(recipe, out, {
+        modelRoot: root,
+        threads,
+        poolMinElements: 16,
+        nonFinite: 'warn',
+        onWarning: (w) => warnings.push(w),
+      });
+      warned.push(warnings.filter((w) => /non-finite/.test(w)));
+      bytes.push(await readFile(path.join(out, 'model.safetensors')));
+    }
+    expect(warned[0]).toHaveLength(1);
+    expect(warned[1]).toEqual(warned[0]);
+    expect(bytes[1]!.equals(bytes[0]!)).toBe(true);
+  }, 60_000); // starts a worker pool
+});
+
+describe('whole-tensor generalized task arithmetic on the pool', () => {
+  it.each([
+    ['ties', ''],
+    ['ties', 'parameters: {rescale: l1}\n'],
+    ['dare_ties', ''],
+    ['dare_ties', 'parameters: {rescale: none, normalize: true}\n'],
+  ])(
+    '%s %s: the same bytes on two threads as on one',
+    async (method, extra) => {
+      const recipe = parseRecipeYaml(`merge_method: ${method}
+base_model: base
+models:
+  - model: a
+    parameters: {weight: 0.5, density: 0.4}
+  - model: b
+    parameters: {weight: 0.3, density: 0.7}
+  - model: c
+    parameters: {weight: 0.2, density: 0.5}
+${extra}out_dtype: bfloat16
+seed: 7
+`);
+      const bytes: Buffer[] = [];
+      for (const threads of [1, 2]) {
+        const out = path.join(root, `out-pool-${method}-${extra.length}-${threads}`);
+        await runMerge(recipe, out, { modelRoot: root, threads, poolMinElements: 16 });
+        bytes.push(await readFile(path.join(out, 'model.safetensors')));
+      }
+      expect(bytes[1]!.equals(bytes[0]!)).toBe(true);
+    },
+    60_000,
+  ); // starts a worker pool
+});

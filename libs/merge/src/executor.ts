@@ -14,12 +14,17 @@ import { Hm3Error, InvalidArgumentError } from '@hm3/errors';
 import {
   Checkpoint,
   CheckpointWriter,
+  DTYPE_SIZES,
   WorkerPool,
   absDigitHistogram,
   allocShared,
+  checkFinite,
+  encodeFloats,
   radixSelectWith,
+  registerKernels,
   type CommitResult,
   type FloatArray,
+  type FloatDType,
   type NonFinitePolicy,
   type NonFiniteReport,
 } from '@hm3/tensor';
@@ -36,6 +41,10 @@ import {
 } from './plan.js';
 import { modelKey, type Recipe } from './recipe.js';
 import { hasMethod } from './registry.js';
+import {
+  generalizedTaskArithmeticOnPool,
+  gtaOnPoolSupports,
+} from './methods/generalized-task-arithmetic-pool.js';
 import { assembleRows, computeDefaults, type ReadRows } from './tokenizer-merge.js';
 import { tokenizerFiles } from './vocabulary.js';
 
@@ -130,9 +139,14 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Reusable input buffers, one per source slot, sized for the plan's largest block. */
+/** Reusable block buffers, one per source slot plus the output and its encoding, sized for the plan's largest block. */
 class Buffers {
   private readonly slots: FloatArray[] = [];
+  private outSlot: FloatArray | undefined;
+  private readonly rawSlots: Uint8Array[] = [];
+  private outRawSlot: Uint8Array | undefined;
+  private maskSlot: Uint8Array | undefined;
+  private encoded: Uint8Array | undefined;
   constructor(
     private readonly elements: number,
     private readonly dtype: 'F32' | 'F64',
@@ -145,6 +159,43 @@ class Buffers {
       this.slots[slot] = b;
     }
     return b.subarray(0, count);
+  }
+  /** Raw input bytes of slot `slot` (shared when there is a pool). */
+  raw(slot: number, bytes: number): Uint8Array {
+    let b = this.rawSlots[slot];
+    if (b === undefined || b.byteLength < bytes) {
+      const size = Math.max(bytes, this.elements * 2);
+      b = this.shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
+      this.rawSlots[slot] = b;
+    }
+    return b.subarray(0, bytes);
+  }
+  /** The merged block's encoded bytes (shared when there is a pool). */
+  outRaw(bytes: number): Uint8Array {
+    if (this.outRawSlot === undefined || this.outRawSlot.byteLength < bytes) {
+      const size = Math.max(bytes, this.elements * 2);
+      this.outRawSlot = this.shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
+    }
+    return this.outRawSlot.subarray(0, bytes);
+  }
+  /** A keep-mask scratch of `count` bytes (generalizedTaskArithmeticOnPool's; shared when there is a pool). */
+  mask(count: number): Uint8Array {
+    if (this.maskSlot === undefined || this.maskSlot.byteLength < count) {
+      const size = Math.max(count, this.elements);
+      this.maskSlot = this.shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
+    }
+    return this.maskSlot.subarray(0, count);
+  }
+  /** The merged block's buffer. */
+  out(count: number): FloatArray {
+    this.outSlot ??= allocFloats(this.dtype, this.elements, this.shared);
+    return this.outSlot.subarray(0, count);
+  }
+  /** A byte buffer for encoding `bytes` of output. */
+  encode(bytes: number): Uint8Array {
+    if (this.encoded === undefined || this.encoded.byteLength < bytes)
+      this.encoded = new Uint8Array(Math.max(bytes, this.elements * 2));
+    return this.encoded.subarray(0, bytes);
   }
 }
 
@@ -159,15 +210,18 @@ export async function executeMerge(
   const warnings = [...plan.warnings];
   for (const w of plan.warnings) options.onWarning?.(w);
   const threads = Math.max(1, Math.floor(options.threads ?? 1));
+  // element-wise blocks split over the pool; so do whole tensors of generalized task arithmetic
   const usePool =
     threads > 1 &&
     hasMethod(plan.method.name) &&
-    plan.tensors.some((t) => t.elementwise && t.kind === 'merge');
+    plan.tensors.some((t) => t.kind === 'merge' && (t.elementwise || plan.method.gta !== undefined));
   const poolMin = Math.max(1, options.poolMinElements ?? POOL_MIN_ELEMENTS);
   const pool = usePool
     ? new WorkerPool({ size: threads, minRangeLength: Math.max(1, Math.floor(poolMin / threads)) })
     : null;
   pool?.register('mergeRange', KERNEL_URL);
+  pool?.register('mergeRangeRaw', KERNEL_URL);
+  if (pool !== null) registerKernels(pool);
   const buffers = new Buffers(plan.maxBlockElements, plan.computeDtype, pool !== null);
   const checkpoints = new Map<string, Checkpoint>();
   let writer: CheckpointWriter | undefined;
@@ -287,11 +341,41 @@ export async function executeMerge(
           throwIfAborted(options.signal);
           const r1 = Math.min(t.rows, r0 + perBlock);
           const count = scalar ? 1 : (r1 - r0) * t.rowElements;
-          let slot = 0;
-          const base = t.base === null ? null : await readInput(t, slot, r0, r1, buffers.get(slot++, count));
-          const models: FloatArray[] = [];
-          for (let k = 0; k < t.models.length; k++)
-            models.push(await readInput(t, slot, r0, r1, buffers.get(slot++, count)));
+          const inputs = (t.base === null ? 0 : 1) + t.models.length;
+          if (
+            pool !== null &&
+            t.elementwise &&
+            count >= poolMin &&
+            emr === null &&
+            (t.rowMap === undefined || t.rowMap === null) &&
+            !scalar
+          ) {
+            // the hot path: raw bytes in, decode / merge / encode on the workers, raw bytes out
+            await mergeBlockRaw(plan, t, r0, r1, count, pool, buffers, checkpoints, writer, {
+              policy: options.nonFinite ?? 'error',
+              onNonFinite,
+            });
+            bytesDone +=
+              count *
+              [...(t.base === null ? [] : [t.base]), ...t.models.map((m) => m.source)].reduce(
+                (s, src) => s + bytesOf(src),
+                0,
+              );
+            if (r1 < t.rows) report(t.name);
+            continue;
+          }
+          const read = (slot: number) => readInput(t, slot, r0, r1, buffers.get(slot, count));
+          // the inputs' positioned reads run side by side (assembled rows share a cache: one at a time)
+          const blocks: FloatArray[] = [];
+          if (t.rowMap === undefined || t.rowMap === null) {
+            const settled = await Promise.allSettled(Array.from({ length: inputs }, (_, slot) => read(slot)));
+            for (const r of settled) {
+              if (r.status === 'rejected') throw r.reason; // the first input's failure, in input order
+              blocks.push(r.value);
+            }
+          } else for (let slot = 0; slot < inputs; slot++) blocks.push(await read(slot));
+          const base = t.base === null ? null : blocks[0]!;
+          const models = t.base === null ? blocks : blocks.slice(1);
           const out = await mergeBlock(
             plan,
             t,
@@ -302,9 +386,15 @@ export async function executeMerge(
             pool,
             poolMin,
             globalTrim,
+            buffers.out(count),
+            emr === null, // emr reads the inputs again after the merge
+            pool === null || plan.method.gta === undefined ? null : buffers.mask(count),
           );
           if (emr !== null && base !== null) emr.add(t.name, base, models, r0 * t.rowElements);
-          await writer.writeFloats(t.name, out);
+          await writer.write(
+            t.name,
+            encodeFloats(t.outDtype, out, buffers.encode(out.length * DTYPE_SIZES[t.outDtype])),
+          );
           bytesDone +=
             count *
             ((t.base === null ? 0 : bytesOf(t.base)) + t.models.reduce((s, m) => s + bytesOf(m.source), 0));
@@ -336,6 +426,81 @@ export async function executeMerge(
   }
 }
 
+/**
+ * One element-wise block on the pool from raw bytes: every input's rows read side by side into shared
+ * byte buffers, mergeRangeRaw on the workers (decode, merge, encode per range), the encoded block
+ * written as it is. NaN/Inf are reported per input in input order, as reading them decoded would.
+ */
+async function mergeBlockRaw(
+  plan: MergePlan,
+  t: PlannedTensor,
+  r0: number,
+  r1: number,
+  count: number,
+  pool: WorkerPool,
+  buffers: Buffers,
+  checkpoints: ReadonlyMap<string, Checkpoint>,
+  writer: CheckpointWriter,
+  nonFinite: { policy: NonFinitePolicy; onNonFinite: (r: NonFiniteReport) => void },
+): Promise<void> {
+  const sources = [...(t.base === null ? [] : [t.base]), ...t.models.map((m) => m.source)];
+  const settled = await Promise.allSettled(
+    sources.map((src, slot) =>
+      checkpoints
+        .get(src.dir)!
+        .readRowBytes(src.tensor, r0, r1, buffers.raw(slot, count * DTYPE_SIZES[src.dtype])),
+    ),
+  );
+  const raw: Uint8Array[] = [];
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    raw.push(r.value);
+  }
+  const outRaw = buffers.outRaw(count * DTYPE_SIZES[t.outDtype]);
+  const firsts = await pool.run<number[]>(
+    'mergeRangeRaw',
+    {
+      method: plan.method.name,
+      raw,
+      dtypes: sources.map((s) => s.dtype),
+      hasBase: t.base !== null,
+      compute: plan.computeDtype,
+      outRaw,
+      outDtype: t.outDtype,
+      checkFinite: true,
+      ids: t.models.map((m) => m.id),
+      modelParams: t.models.map((m) => m.params),
+      params: t.params,
+      name: t.name,
+      layerIndex: t.role.layerIndex,
+      seed: plan.recipe.seed,
+      elementOffset: r0 * t.rowElements,
+    },
+    count,
+  );
+  for (let slot = 0; slot < sources.length; slot++) {
+    const hits = firsts.map((f) => f[slot]!).filter((i) => i >= 0);
+    if (hits.length === 0) continue;
+    const i = Math.min(...hits);
+    const src = sources[slot]!;
+    const bytes = raw[slot]!;
+    const values =
+      src.dtype === 'F64'
+        ? new Float64Array(bytes.buffer, bytes.byteOffset, count)
+        : src.dtype === 'F32'
+          ? new Float32Array(bytes.buffer, bytes.byteOffset, count)
+          : new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+    checkFinite(src.dtype as FloatDType, values.subarray(i), {
+      file: checkpoints.get(src.dir)!.info(src.tensor).file,
+      tensor: src.tensor,
+      policy: nonFinite.policy,
+      onWarn: nonFinite.onNonFinite,
+      indexOffset: r0 * t.rowElements + i,
+    });
+  }
+  await writer.write(t.name, outRaw);
+}
+
 function allocFloats(dtype: 'F32' | 'F64', n: number, shared: boolean): FloatArray {
   if (dtype === 'F64') return shared ? allocShared(Float64Array, n) : new Float64Array(n);
   return shared ? allocShared(Float32Array, n) : new Float32Array(n);
@@ -358,7 +523,10 @@ async function mergeBlock(
   elementOffset: number,
   pool: WorkerPool | null,
   poolMin: number,
-  globalTrim: Readonly<Record<string, GlobalTrim>> | null = null,
+  globalTrim: Readonly<Record<string, GlobalTrim>> | null,
+  outBuffer: FloatArray,
+  consumeInputs: boolean,
+  mask: Uint8Array | null = null,
 ): Promise<FloatArray> {
   const rows = t.shape.length === 0 ? 1 : count / Math.max(1, t.rowElements);
   const shape = t.shape.length === 0 ? [] : [rows, ...t.shape.slice(1)];
@@ -371,7 +539,7 @@ async function mergeBlock(
     ...(globalTrim === null ? {} : { globalTrim }),
   };
   if (pool !== null && t.elementwise && count >= poolMin) {
-    const out = allocFloats(plan.computeDtype, count, true);
+    const out = outBuffer; // shared: the buffers are when there is a pool
     await pool.run(
       'mergeRange',
       {
@@ -386,17 +554,31 @@ async function mergeBlock(
         seed: plan.recipe.seed,
         elementOffset,
         out,
+        consumeInputs,
       },
       count,
     );
     return out;
   }
-  return plan.method.merge({
+  const input = {
     base,
     models: t.models.map((m, i) => ({ id: m.id, tensor: models[i]!, params: m.params })),
     params: t.params,
     context,
-  });
+    out: outBuffer,
+    consumeInputs,
+  };
+  const gta = plan.method.gta;
+  if (
+    pool !== null &&
+    gta !== undefined &&
+    count >= poolMin &&
+    consumeInputs &&
+    mask !== null &&
+    gtaOnPoolSupports(gta, input)
+  )
+    return generalizedTaskArithmeticOnPool(pool, input, gta, mask);
+  return plan.method.merge(input);
 }
 
 async function writeSideFiles(plan: MergePlan, writer: CheckpointWriter, toolVersion: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { FloatArray } from '@hm3/tensor';
+import type { GtaOptions } from './methods/generalized-task-arithmetic.js';
 
 /** A parameter value once resolved for one tensor: a number, a flag or a choice name. */
 export type ParamScalar = number | boolean | string;
@@ -80,6 +81,16 @@ export interface MethodInput {
   /** Global parameters. */
   readonly params: ResolvedParams;
   readonly context: TensorContext;
+  /**
+   * Where to write the result (same length and element type as the inputs); a method may ignore it and
+   * return a new array, so callers use the returned one. It never aliases an input.
+   */
+  readonly out?: FloatArray;
+  /**
+   * The models' arrays are the caller's scratch: the method may overwrite them (e.g. turn them into
+   * task vectors in place) instead of allocating. The base is never written.
+   */
+  readonly consumeInputs?: boolean;
 }
 
 /**
@@ -109,4 +120,9 @@ export interface MergeMethod {
     readonly models: readonly { readonly params: ResolvedParams }[];
   }): boolean;
   merge(input: MethodInput): FloatArray;
+  /**
+   * For methods that are mergekit's generalized task arithmetic: its options, which let the executor
+   * run a whole tensor on the worker pool (generalizedTaskArithmeticOnPool) with the same result.
+   */
+  readonly gta?: GtaOptions;
 }

@@ -77,7 +77,8 @@ export function f16ToF32Table(): Float32Array {
 }
 
 let bf16Table: Float32Array | undefined;
-function bf16ToF32Table(): Float32Array {
+/** BF16 bit pattern -> F32 value, all 65 536 of them (256 KiB, built on first use). */
+export function bf16ToF32Table(): Float32Array {
   if (!bf16Table) {
     const bits = new Uint32Array(65536);
     for (let h = 0; h < 65536; h++) bits[h] = h << 16;

@@ -13,6 +13,9 @@ import {
   DTYPES,
   checkFinite,
   decodeFloats,
+  f16ToF32Table,
+  findNonFinite,
+  bf16ToF32Table as bf16ToF32TableShared,
   isDType,
   isFloatDType,
   shapeSize,
@@ -362,14 +365,24 @@ export class SafetensorsFile {
     const { begin, end } = options.rows
       ? rowSpanOf(this.path, info, options.rows[0], options.rows[1])
       : { begin: 0, end: info.byteLength };
-    const values = await readDecoded(this.handle, this.path, info, begin, end, into, options.out);
-    if (options.nonFinite) {
+    const { values, firstNonFinite } = await readDecoded(
+      this.handle,
+      this.path,
+      info,
+      begin,
+      end,
+      into,
+      options.out,
+    );
+    if (options.nonFinite && firstNonFinite !== -1) {
+      // checked on the raw bits while decoding (16-bit sources), else here on the values
       const count = (end - begin) / DTYPE_SIZES[info.dtype];
-      checkFinite(into, values.subarray(0, count), {
+      const from = firstNonFinite ?? 0;
+      checkFinite(into, values.subarray(from, count), {
         file: this.path,
         tensor: name,
         policy: options.nonFinite,
-        indexOffset: begin / DTYPE_SIZES[info.dtype],
+        indexOffset: begin / DTYPE_SIZES[info.dtype] + from,
         ...(options.onNonFinite ? { onWarn: options.onNonFinite } : {}),
       });
     }
@@ -408,6 +421,14 @@ export function rowSpanOf(
   return { begin: rowStart * rowBytes, end: rowEnd * rowBytes, rowBytes };
 }
 
+/**
+ * Reads bytes [begin, end) of a float tensor decoded into F32 or F64. Widening reads (16-bit -> F32/F64,
+ * F32 -> F64) put the raw bytes in the tail of the output's own bytes and expand them front to back in
+ * place (element i is written at or before the raw position of element i, so nothing unread is
+ * overwritten): one positioned read, no staging buffer. 16-bit sources are checked for NaN/Inf on their
+ * bits in the same loop. Returns the decoded values and the index of the first non-finite one (-1: none;
+ * null: not checked).
+ */
 async function readDecoded(
   handle: FileHandle,
   file: string,
@@ -416,7 +437,7 @@ async function readDecoded(
   end: number,
   into: 'F32' | 'F64',
   out: Float32Array | Float64Array | undefined,
-): Promise<Float32Array | Float64Array> {
+): Promise<{ values: Float32Array | Float64Array; firstNonFinite: number | null }> {
   const size = DTYPE_SIZES[info.dtype];
   const count = (end - begin) / size;
   const target = out ?? (into === 'F32' ? new Float32Array(count) : new Float64Array(count));
@@ -427,28 +448,17 @@ async function readDecoded(
       `output holds ${target.length} elements, ${count} needed`,
       info.name,
     );
-  if (count === 0) return target;
-  // F32 -> F32 needs no conversion: read straight into the output's bytes.
-  if (info.dtype === 'F32' && target instanceof Float32Array) {
-    await readFully(
-      handle,
-      new Uint8Array(target.buffer, target.byteOffset, count * 4),
-      info.offset + begin,
-      file,
-      info.name,
-    );
-    return target;
+  if (count === 0) return { values: target, firstNonFinite: -1 };
+  const targetSize = target instanceof Float64Array ? 8 : 4;
+  if (size <= targetSize) {
+    // same width (a plain read) or widening (raw bytes in the tail, expanded in place)
+    const raw = new Uint8Array(target.buffer, target.byteOffset + count * (targetSize - size), count * size);
+    await readFully(handle, raw, info.offset + begin, file, info.name);
+    if (size === targetSize) return { values: target, firstNonFinite: null };
+    const firstNonFinite = expandInPlace(info.dtype, target, count);
+    return { values: target, firstNonFinite };
   }
-  if (info.dtype === 'F64' && target instanceof Float64Array) {
-    await readFully(
-      handle,
-      new Uint8Array(target.buffer, target.byteOffset, count * 8),
-      info.offset + begin,
-      file,
-      info.name,
-    );
-    return target;
-  }
+  // F64 -> F32 (narrowing): through a staging chunk
   const chunkElems = Math.max(1, Math.floor(Math.min(READ_CHUNK_BYTES, end - begin) / size));
   const chunk = new Uint8Array(chunkElems * size);
   for (let e = 0; e < count; e += chunkElems) {
@@ -457,5 +467,63 @@ async function readDecoded(
     await readFully(handle, bytes, info.offset + begin + e * size, file, info.name);
     decodeFloats(info.dtype, bytes, into, target.subarray(e, e + n));
   }
-  return target;
+  return { values: target, firstNonFinite: null };
+}
+
+/**
+ * Expands `count` raw elements of `dtype` held in the tail of `target`'s bytes into `target[0, count)`;
+ * returns the index of the first NaN/Inf for 16-bit sources (-1: none), null for F32 -> F64.
+ */
+function expandInPlace(dtype: DType, target: Float32Array | Float64Array, count: number): number | null {
+  if (dtype === 'F32') {
+    // F32 -> F64: the raw F32 values sit at F32 index count of the target's bytes
+    const src = new Float32Array(target.buffer, target.byteOffset, 2 * count);
+    const dst = target as Float64Array;
+    for (let i = 0; i < count; i++) dst[i] = src[count + i]!;
+    return null;
+  }
+  if (target instanceof Float32Array) {
+    const src = new Uint16Array(target.buffer, target.byteOffset, 2 * count);
+    return dtype === 'BF16' ? expandBf16ToF32(src, target, count) : expandF16ToF32(src, target, count);
+  }
+  const src = new Uint16Array(target.buffer, target.byteOffset, 4 * count);
+  return expandHalfToF64(src, target, count, dtype === 'BF16');
+}
+
+// NaN/Inf checks on 16-bit patterns without a branch per element: (h & exp) + low bit of exp carries
+// into bit 15 exactly when every exponent bit is set; a flagged range is scanned again for the index.
+
+function expandBf16ToF32(src: Uint16Array, target: Float32Array, count: number): number {
+  const dst = new Uint32Array(target.buffer, target.byteOffset, count);
+  let flags = 0;
+  for (let i = 0; i < count; i++) {
+    const h = src[count + i]!;
+    flags |= (h & 0x7f80) + 0x80;
+    dst[i] = h << 16;
+  }
+  return (flags & 0x8000) === 0 ? -1 : findNonFinite('F32', target.subarray(0, count));
+}
+
+function expandF16ToF32(src: Uint16Array, target: Float32Array, count: number): number {
+  const table = f16ToF32Table();
+  let flags = 0;
+  for (let i = 0; i < count; i++) {
+    const h = src[count + i]!;
+    flags |= (h & 0x7c00) + 0x400;
+    target[i] = table[h]!;
+  }
+  return (flags & 0x8000) === 0 ? -1 : findNonFinite('F32', target.subarray(0, count));
+}
+
+function expandHalfToF64(src: Uint16Array, target: Float64Array, count: number, bf16: boolean): number {
+  const table = bf16 ? bf16ToF32TableShared() : f16ToF32Table();
+  const mask = bf16 ? 0x7f80 : 0x7c00;
+  const carry = bf16 ? 0x80 : 0x400;
+  let flags = 0;
+  for (let i = 0; i < count; i++) {
+    const h = src[3 * count + i]!;
+    flags |= (h & mask) + carry;
+    target[i] = table[h]!;
+  }
+  return (flags & 0x8000) === 0 ? -1 : findNonFinite('F64', target.subarray(0, count));
 }

@@ -141,10 +141,12 @@ interface TaskReply {
   error?: { name?: string; message: string; stack?: string };
 }
 
-// Plain CommonJS so the same worker runs from sources (vitest) and from dist. It imports kernel modules
-// by URL on first use and caches them; `.ts` modules go through tsx's ESM loader, registered once per worker.
+// Plain script so the same worker runs from sources (vitest) and from dist; no require, so it also runs
+// as a module (a worker inherits --input-type=module from a parent run as \`node --input-type=module -e\`).
+// It imports kernel modules by URL on first use and caches them; `.ts` modules go through tsx's ESM
+// loader, registered once per worker.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
+import('node:worker_threads').then(({ parentPort, workerData }) => {
 const modules = new Map();
 let tsx = null;
 function load(url) {
@@ -171,6 +173,7 @@ parentPort.on('message', async (task) => {
     const error = e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { message: String(e) };
     parentPort.postMessage({ id: task.id, ok: false, error });
   }
+});
 });
 `;
 

@@ -6,7 +6,8 @@
  * arithmetic, bf16 output. Per method: wall time (median of --repeats with the inputs in the page
  * cache, plus one cold run after evicting them), GB/s over bytes read + written, peak RSS, and the
  * floor measured in the same run: reading the same input files plus writing and fsyncing an output of
- * the same size. Each merge runs in a child process so its peak RSS is its own.
+ * the same size. Each merge runs in a child process (plain Node on the built @hm3/merge, as a user's
+ * merge runs; mergekit in its own Python) so its peak RSS is its own.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,12 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseByteSize, parseRecipeYaml, runMerge } from '@hm3/merge';
+import { parseByteSize } from '@hm3/merge';
 import { CheckpointWriter } from '@hm3/tensor';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.join(here, '../../..');
-const CHILD_FLAG = '--hm3-merge-bench-child';
 const METHODS = ['task_arithmetic', 'ties', 'dare_ties'] as const;
 const EXPERTS = ['expert1', 'expert2', 'expert3'] as const;
 
@@ -197,7 +197,11 @@ function fillRandomBf16(out: Uint16Array, state: { s: number }): void {
 async function writeModel(dir: string, config: Record<string, unknown>, seed: number): Promise<void> {
   const specs = tensorSpecs(config).map((s) => ({ ...s, dtype: 'BF16' as const }));
   const total = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1) * 2, 0);
-  const writer = await CheckpointWriter.create(dir, specs, { shardBytes: Math.ceil(total / 2) + 1 });
+  // two shards: the first fills to half the model plus its largest tensor, the rest fits the second
+  const largest = Math.max(...specs.map((s) => s.shape.reduce((x, y) => x * y, 1) * 2));
+  const writer = await CheckpointWriter.create(dir, specs, {
+    shardBytes: Math.min(total - 1, Math.ceil(total / 2) + largest),
+  });
   const state = { s: (seed * 2654435761) >>> 0 || 1 };
   for (const s of specs) {
     const n = s.shape.reduce((x, y) => x * y, 1);
@@ -219,7 +223,7 @@ async function ensureModels(
 ): Promise<string> {
   const root = path.join(work, 'models');
   const marker = path.join(root, 'bench-config.json');
-  const want = JSON.stringify(config);
+  const want = JSON.stringify({ ...config, bench_shards: 2 });
   if (existsSync(marker) && readFileSync(marker, 'utf8') === want) return root;
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
@@ -327,10 +331,11 @@ function spawnTimed(
   cmd: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv,
+  cwd?: string,
 ): Promise<{ wallS: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     const t = performance.now();
-    const child = spawn(cmd, [...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, [...args], { env, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -349,6 +354,22 @@ function spawnTimed(
   });
 }
 
+/**
+ * The hm3 side's child process, plain Node on the built @hm3/merge (no TypeScript loader, as a user's
+ * `hm3 merge` runs): argv recipe, out, threads, max memory ('none': unbounded).
+ */
+const HM3_RUNNER = `
+const t0 = performance.now();
+const { readFileSync } = await import('node:fs');
+const { parseRecipeYaml, runMerge } = await import('@hm3/merge');
+const [recipeFile, out, threads, maxMemory] = process.argv.slice(1);
+const recipe = parseRecipeYaml(readFileSync(recipeFile, 'utf8'), recipeFile);
+const t1 = performance.now();
+await runMerge(recipe, out, { threads: Number(threads), ...(maxMemory === 'none' ? {} : { maxMemory: Number(maxMemory) }) });
+const t2 = performance.now();
+console.log(JSON.stringify({ importS: (t1 - t0) / 1000, mergeS: (t2 - t1) / 1000, maxRssKb: process.resourceUsage().maxRSS }));
+`;
+
 /** One merge by @hm3/merge in a child process: wall time of the process and its peak RSS. */
 async function oursOnce(
   recipeFile: string,
@@ -357,11 +378,11 @@ async function oursOnce(
   maxMemory: number | null,
 ): Promise<RunStats> {
   await rm(out, { recursive: true, force: true });
-  const self = fileURLToPath(import.meta.url);
   const { wallS, stdout } = await spawnTimed(
     process.execPath,
-    [...process.execArgv, self, CHILD_FLAG, recipeFile, out, String(threads), String(maxMemory ?? 'none')],
+    ['--input-type=module', '-e', HM3_RUNNER, recipeFile, out, String(threads), String(maxMemory ?? 'none')],
     process.env,
+    path.join(here, '..'), // resolves @hm3/merge from the bench package
   );
   const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as { mergeS: number; maxRssKb: number };
   await rm(out, { recursive: true, force: true });
@@ -401,19 +422,6 @@ async function mergekitOnce(
   const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as { merge_s: number; max_rss_kb: number };
   await rm(out, { recursive: true, force: true });
   return { wallS, mergeOnlyS: report.merge_s, peakRssBytes: report.max_rss_kb * 1024 };
-}
-
-/** Child mode: one runMerge, then the process's peak RSS on stdout. */
-async function childMain(args: readonly string[]): Promise<void> {
-  const [recipeFile, out, threads, maxMemory] = args;
-  const recipe = parseRecipeYaml(readFileSync(recipeFile!, 'utf8'), recipeFile);
-  const t = performance.now();
-  await runMerge(recipe, out!, {
-    threads: Number(threads),
-    ...(maxMemory === undefined || maxMemory === 'none' ? {} : { maxMemory: Number(maxMemory) }),
-  });
-  const mergeS = (performance.now() - t) / 1000;
-  process.stdout.write(`${JSON.stringify({ mergeS, maxRssKb: process.resourceUsage().maxRSS })}\n`);
 }
 
 // ---- the command
@@ -509,9 +517,9 @@ export async function runMergeBench(
 
   log('');
   log(
-    '| method | hm3 wall s (cold) | floor s | hm3/floor | hm3 GB/s | hm3 peak RSS GB | mergekit wall s | mergekit GB/s | mergekit peak RSS GB | mergekit/hm3 |',
+    '| method | hm3 wall s (cold) | hm3 merge only s | floor s | hm3/floor | hm3 GB/s | hm3 peak RSS GB | mergekit wall s | mergekit merge only s | mergekit GB/s | mergekit peak RSS GB | mergekit/hm3 wall | mergekit/hm3 merge only |',
   );
-  log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  log(`|${' --- |'.repeat(13)}`);
   for (const r of results) {
     const mk = r.mergekit;
     log(
@@ -548,11 +556,4 @@ export async function mergeBenchCommand(args: readonly string[]): Promise<number
   );
   console.log(`results: ${path.relative(process.cwd(), file)}`);
   return 0;
-}
-
-if (process.argv[2] === CHILD_FLAG) {
-  childMain(process.argv.slice(3)).catch((error: unknown) => {
-    console.error(error instanceof Error ? error.stack : error);
-    process.exitCode = 1;
-  });
 }

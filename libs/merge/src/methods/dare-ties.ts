@@ -24,5 +24,6 @@ export const dareTies: MergeMethod = {
     int8MaskParam,
   ],
   elementwise: ({ params, models }) => allDense(models) || params['rescale'] !== 'l1',
+  gta: { sparsification: 'bernoulli', consensus: true },
   merge: (input) => generalizedTaskArithmetic(input, { sparsification: 'bernoulli', consensus: true }),
 };

@@ -1,4 +1,4 @@
-import { allocLike, maskedDisjointMean, signVote, weightedSum, type FloatArray } from '@hm3/tensor';
+import { allocLike, taskVectorSum, tiesMerge, weightedSum, type FloatArray } from '@hm3/tensor';
 import { InvalidArgumentError } from '@hm3/errors';
 import type { MethodInput } from '../method.js';
 import { sparsifyInPlace, type Rescale, type Sparsification } from './sparsify.js';
@@ -46,7 +46,7 @@ export function generalizedTaskArithmetic(input: MethodInput, options: GtaOption
       tensor: context.name,
     });
   const n = base.length;
-  const out = allocLike(base);
+  const out = input.out !== undefined && input.out.length === n ? input.out : allocLike(base);
   if (models.length === 0) {
     out.set(base);
     return out;
@@ -59,7 +59,7 @@ export function generalizedTaskArithmetic(input: MethodInput, options: GtaOption
   const shape = context.shape;
   const rowLength =
     shape === undefined || shape.length < 2 ? undefined : shape.slice(1).reduce((a, b) => a * b, 1);
-  const deltas = models.map((m) => {
+  for (const m of models) {
     if (m.tensor.length !== n) {
       throw new InvalidArgumentError(
         `tensor ${context.name} of ${m.id} has ${m.tensor.length} elements, the base ${n}`,
@@ -69,8 +69,29 @@ export function generalizedTaskArithmetic(input: MethodInput, options: GtaOption
         },
       );
     }
-    const d = allocLike(base);
+  }
+  if (options.sparsification === null && !options.consensus) {
+    // plain task arithmetic: one pass, no task-vector arrays
+    let divisor = weights.reduce((a, b) => a + b, 0);
+    if (Math.abs(divisor) < 1e-8) divisor = 1;
+    taskVectorSum(
+      {
+        out,
+        base,
+        models: models.map((m) => m.tensor),
+        weights,
+        scale: normalize ? lambda / divisor : lambda,
+      },
+      0,
+      n,
+    );
+    return out;
+  }
+  // the task vectors, in the models' own arrays when the caller gives them up; one mask for all
+  const mask = options.sparsification === null || allDense(models) ? undefined : new Uint8Array(n);
+  const deltas = models.map((m) => {
     const x = m.tensor;
+    const d = input.consumeInputs === true ? x : allocLike(base);
     for (let i = 0; i < n; i++) d[i] = x[i]! - base[i]!;
     if (options.sparsification !== null) {
       sparsifyInPlace(d, {
@@ -85,17 +106,14 @@ export function generalizedTaskArithmetic(input: MethodInput, options: GtaOption
         seed: context.seed,
         stream: `${context.name}\u0000${m.id}`,
         indexOffset: context.elementOffset ?? 0,
+        ...(mask === undefined ? {} : { mask }),
       });
     }
     return d;
   });
 
   if (options.consensus) {
-    const sign = new Int8Array(n);
-    signVote({ out: sign, deltas, weights }, 0, n);
-    const mixed = allocLike(base);
-    maskedDisjointMean({ out: mixed, deltas, weights, sign, normalize }, 0, n);
-    weightedSum({ out, inputs: [mixed], weights: [lambda], offset: base }, 0, n);
+    tiesMerge({ out, base, deltas, weights, normalize, lambda }, 0, n);
     return out;
   }
   let divisor = weights.reduce((a, b) => a + b, 0);

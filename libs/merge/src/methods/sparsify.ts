@@ -1,8 +1,9 @@
 import { InvalidArgumentError } from '@hm3/errors';
 import {
-  absSum,
+  absSumBoth,
   applyMask,
   bernoulliMask,
+  keepTopKAbs,
   philox4x32,
   randomStream,
   topKMaskOf,
@@ -36,6 +37,8 @@ export interface SparsifyOptions {
   readonly where?: string;
   /** scope: global: model-wide thresholds replace the per-tensor top-k (magnitude methods). */
   readonly global?: { readonly keepAbove: number | null; readonly dropAbove: number | null };
+  /** Scratch for the keep-mask (at least delta.length bytes; its contents are overwritten); default: a new one. */
+  readonly mask?: Uint8Array;
 }
 
 /** mergekit's threshold below which a norm is treated as zero and no rescale happens. */
@@ -54,7 +57,12 @@ export function sparsifyInPlace(delta: FloatArray, options: SparsifyOptions): vo
   const { density } = options;
   if (density >= 1) return;
   const n = delta.length;
-  const mask = new Uint8Array(n);
+  if (options.method === 'magnitude' && options.global === undefined && options.rescale === 'none') {
+    keepTopKAbs(delta, Math.floor(density * n)); // the mask and its application in one pass
+    return;
+  }
+  const mask =
+    options.mask !== undefined && options.mask.length >= n ? options.mask.subarray(0, n) : new Uint8Array(n);
   const global = options.global;
   if (global !== undefined && (options.method === 'magnitude' || options.method === 'magnitude_outliers')) {
     // FusionBench-style: one threshold over the whole model; entries tied with it are kept (>=)
@@ -112,8 +120,7 @@ function rescaleFactor(delta: FloatArray, mask: Uint8Array, options: SparsifyOpt
   const { density } = options;
   let scale = 1;
   if (options.rescale === 'l1') {
-    const before = absSum({ x: delta }, 0, n);
-    const after = absSum({ x: delta, mask }, 0, n);
+    const [before, after] = absSumBoth({ x: delta, mask }, 0, n);
     if (before >= RESCALE_EPS && after >= RESCALE_EPS) scale = before / after;
   } else if (options.rescale === 'inverse_density' && density > 0) {
     scale = 1 / density;

@@ -28,5 +28,6 @@ export const ties: MergeMethod = {
     int8MaskParam,
   ],
   elementwise: ({ models }) => allDense(models), // else top-k per tensor
+  gta: { sparsification: 'magnitude', consensus: true },
   merge: (input) => generalizedTaskArithmetic(input, { sparsification: 'magnitude', consensus: true }),
 };

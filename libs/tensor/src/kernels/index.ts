@@ -2,10 +2,15 @@
 // worker pool can split it; merge methods are composed from these (see @hm3/merge).
 export { allocLike, type FloatArray } from './float-array.js';
 export { axpy, type AxpyArgs } from './axpy.js';
-export { weightedSum, type WeightedSumArgs } from './weighted-sum.js';
+export { weightedSum, taskVectorSum, type WeightedSumArgs, type TaskVectorSumArgs } from './weighted-sum.js';
 export { signVote, type SignVoteArgs } from './sign-vote.js';
-export { maskedDisjointMean, type MaskedDisjointMeanArgs } from './masked-disjoint-mean.js';
-export { absSum, dot, applyMask } from './reductions.js';
+export {
+  maskedDisjointMean,
+  tiesMerge,
+  type MaskedDisjointMeanArgs,
+  type TiesMergeArgs,
+} from './masked-disjoint-mean.js';
+export { absSum, absSumBoth, dot, applyMask } from './reductions.js';
 export { philox4x32, fnv1a32, randomStream, type RandomStream } from './philox.js';
 export { bernoulliMask, type BernoulliMaskArgs } from './bernoulli-mask.js';
 export {
@@ -20,8 +25,17 @@ export {
   topKMask,
   countEqualAbs,
   topKMaskOf,
+  keepTopKAbs,
+  keepTopKRange,
+  type KeepTopKRangeArgs,
   type AbsDigitHistogramArgs,
   type KthLargest,
   type TopKMaskArgs,
 } from './radix-select.js';
-export { registerKernels, KERNEL_NAMES, kthLargestAbsParallel, topKMaskParallel } from './parallel.js';
+export {
+  registerKernels,
+  KERNEL_NAMES,
+  kthLargestAbsParallel,
+  topKMaskParallel,
+  keepTopKAbsParallel,
+} from './parallel.js';

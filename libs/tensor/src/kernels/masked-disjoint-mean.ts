@@ -33,3 +33,90 @@ export function maskedDisjointMean(args: MaskedDisjointMeanArgs, start: number, 
     out[i] = normalize ? num / (den === 0 ? 1 : den) : num;
   }
 }
+
+export interface TiesMergeArgs {
+  /** Written: base[i] + lambda * (the disjoint mean of the deltas at i, rounded to out's element type). */
+  out: FloatArray;
+  base: FloatArray;
+  deltas: FloatArray[];
+  weights: number[];
+  normalize: boolean;
+  /** Multiplies the merged delta before the base is added. */
+  lambda: number;
+}
+
+/**
+ * signVote, maskedDisjointMean and the base offset fused into one pass over [start, end), with no sign
+ * or merged-delta array: the elected sign of sum_k w_k d_k[i] (>= 0 positive), the agreeing entries'
+ * sum (/ their weights when `normalize`) rounded to out's element type, then out[i] = base[i] + lambda
+ * times it -- the same values as the three kernels run one after another. `out` may alias `base`.
+ */
+export function tiesMerge(args: TiesMergeArgs, start: number, end: number): void {
+  const { out, base, deltas, weights, normalize, lambda } = args;
+  const k = deltas.length;
+  const f32 = out instanceof Float32Array;
+  if (k === 3 && f32) {
+    tiesMerge3F32(args, start, end);
+    return;
+  }
+  for (let i = start; i < end; i++) {
+    let s = 0;
+    for (let j = 0; j < k; j++) s += weights[j]! * deltas[j]![i]!;
+    const positive = s >= 0;
+    let num = 0;
+    let den = 0;
+    for (let j = 0; j < k; j++) {
+      const wd = weights[j]! * deltas[j]![i]!;
+      if (positive ? wd > 0 : wd < 0) {
+        num += wd;
+        den += weights[j]!;
+      }
+    }
+    let m = normalize ? num / (den === 0 ? 1 : den) : num;
+    if (f32) m = Math.fround(m);
+    out[i] = base[i]! + (0 + lambda * m);
+  }
+}
+
+/**
+ * tiesMerge for three models in f32 (the common case), unrolled and without a data-dependent branch:
+ * agreeing entries are selected by 0/1 factors. A dropped entry adds a signed zero, which leaves every
+ * non-zero sum unchanged and a zero sum +0 (sums start at +0), so the result is the same as summing the
+ * agreeing entries alone; a NaN (an infinite delta times 0) falls back to the branching form.
+ */
+function tiesMerge3F32(args: TiesMergeArgs, start: number, end: number): void {
+  const { out, base, normalize, lambda } = args;
+  const [d0, d1, d2] = args.deltas as [FloatArray, FloatArray, FloatArray];
+  const [w0, w1, w2] = args.weights as [number, number, number];
+  for (let i = start; i < end; i++) {
+    const a0 = w0 * d0[i]!;
+    const a1 = w1 * d1[i]!;
+    const a2 = w2 * d2[i]!;
+    const sg = 0 + a0 + a1 + a2 >= 0 ? 1 : -1;
+    const k0 = +(sg * a0 > 0);
+    const k1 = +(sg * a1 > 0);
+    const k2 = +(sg * a2 > 0);
+    const num = 0 + a0 * k0 + a1 * k1 + a2 * k2;
+    const den = 0 + w0 * k0 + w1 * k1 + w2 * k2;
+    const m = Math.fround(normalize ? num / (den === 0 ? 1 : den) : num);
+    if (m !== m) tiesMergeOne(args, i);
+    else out[i] = base[i]! + (0 + lambda * m);
+  }
+}
+
+function tiesMergeOne(args: TiesMergeArgs, i: number): void {
+  const { out, base, deltas, weights, normalize, lambda } = args;
+  let s = 0;
+  for (let j = 0; j < deltas.length; j++) s += weights[j]! * deltas[j]![i]!;
+  const positive = s >= 0;
+  let num = 0;
+  let den = 0;
+  for (let j = 0; j < deltas.length; j++) {
+    const wd = weights[j]! * deltas[j]![i]!;
+    if (positive ? wd > 0 : wd < 0) {
+      num += wd;
+      den += weights[j]!;
+    }
+  }
+  out[i] = base[i]! + (0 + lambda * Math.fround(normalize ? num / (den === 0 ? 1 : den) : num));
+}

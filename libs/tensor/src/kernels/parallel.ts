@@ -23,6 +23,8 @@ const KERNEL_MODULES: Readonly<Record<string, string>> = {
   weightedSum: 'weighted-sum',
   signVote: 'sign-vote',
   maskedDisjointMean: 'masked-disjoint-mean',
+  tiesMerge: 'masked-disjoint-mean',
+  taskVectorSum: 'weighted-sum',
   absSum: 'reductions',
   dot: 'reductions',
   applyMask: 'reductions',
@@ -30,6 +32,7 @@ const KERNEL_MODULES: Readonly<Record<string, string>> = {
   absDigitHistogram: 'radix-select',
   topKMask: 'radix-select',
   countEqualAbs: 'radix-select',
+  keepTopKRange: 'radix-select',
 };
 
 /** The kernel names registerKernels adds to a pool (each under its function's name). */
@@ -102,4 +105,30 @@ function splitEvenly(n: number, parts: number): IndexRange[] {
   const out: IndexRange[] = [];
   for (let s = 0; s < n; s += size) out.push({ start: s, end: Math.min(n, s + size) });
   return out;
+}
+
+/** keepTopKAbs over the pool: the same zeroing (ties by lowest index) whatever the split. */
+export async function keepTopKAbsParallel(
+  pool: WorkerPool,
+  x: FloatArray,
+  k: number,
+  parts?: readonly IndexRange[],
+): Promise<void> {
+  const n = x.length;
+  if (k <= 0) {
+    x.fill(0);
+    return;
+  }
+  if (k >= n) return;
+  const ranges = parts ?? splitEvenly(n, pool.size);
+  const sel = await kthLargestAbsParallel(pool, x, k, ranges);
+  const equalCounts = await pool.run<number>('countEqualAbs', { x, threshold: sel.value }, ranges);
+  let before = 0;
+  await Promise.all(
+    ranges.map((r, j) => {
+      const equalBefore = before;
+      before += equalCounts[j]!;
+      return pool.run('keepTopKRange', { x, threshold: sel.value, quota: k - sel.greater, equalBefore }, [r]);
+    }),
+  );
 }

@@ -211,3 +211,59 @@ export function topKMaskOf(x: FloatArray, k: number, out: Uint8Array, mode: 'ass
   const sel = kthLargestAbs(x, k);
   topKMask({ x, out, threshold: sel.value, quota: k - sel.greater, equalBefore: 0, mode }, 0, n);
 }
+
+/**
+ * Zeroes every element of `x` but the k largest by |x| (ties broken by lowest index, as topKMaskOf):
+ * topKMaskOf then applyMask with scale 1 in one pass, without a mask array. f32 compares the bit
+ * patterns (|x| order is their order; NaN is never kept). k <= 0 zeroes all, k >= n keeps all.
+ */
+export function keepTopKAbs(x: FloatArray, k: number): void {
+  const n = x.length;
+  if (k <= 0) {
+    x.fill(0);
+    return;
+  }
+  if (k >= n) return;
+  const sel = kthLargestAbs(x, k);
+  keepTopKRange({ x, threshold: sel.value, quota: k - sel.greater, equalBefore: 0 }, 0, n);
+}
+
+export interface KeepTopKRangeArgs {
+  /** Updated in place: entries outside the top k are zeroed. */
+  x: FloatArray;
+  /** The k-th largest |x| (from kthLargestAbs). */
+  threshold: number;
+  /** How many elements equal to the threshold belong to the top k: k - greater. */
+  quota: number;
+  /** Elements equal to the threshold before `start` (a prefix sum of countEqualAbs). */
+  equalBefore: number;
+}
+
+/** keepTopKAbs's zeroing pass over [start, end), given the selection (so ranges can run on the pool). */
+export function keepTopKRange(args: KeepTopKRangeArgs, start: number, end: number): void {
+  const { x, threshold, quota } = args;
+  if (x instanceof Float32Array) {
+    const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+    const t = (new Uint32Array(new Float32Array([threshold]).buffer)[0]! & 0x7fffffff) >>> 0;
+    let seen = args.equalBefore;
+    for (let i = start; i < end; i++) {
+      const key = u[i]! & 0x7fffffff;
+      if (key === t) {
+        // ties with the threshold (rare): the first `quota` of them, in index order
+        if (key <= 0x7f800000 && seen++ < quota) continue;
+        u[i] = 0;
+        continue;
+      }
+      // above the threshold and not NaN: keep (no data-dependent branch: the keep-mask is 0 or ~0)
+      u[i] = u[i]! & -(+(key > t) & +(key <= 0x7f800000));
+    }
+    return;
+  }
+  let seen = args.equalBefore;
+  for (let i = start; i < end; i++) {
+    const a = Math.abs(x[i]!);
+    if (a > threshold) continue;
+    if (a === threshold && seen++ < quota) continue;
+    x[i] = 0;
+  }
+}

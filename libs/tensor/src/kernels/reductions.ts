@@ -9,6 +9,26 @@ export function absSum(args: { x: FloatArray; mask?: Uint8Array }, start: number
   return s;
 }
 
+/**
+ * [sum |x[i]|, sum of |x[i]| where mask[i] is 1] over [start, end), in f64, in one pass: the same two
+ * values as absSum without and with the 0/1 mask (each sum in index order; a dropped entry adds +0).
+ */
+export function absSumBoth(
+  args: { x: FloatArray; mask: Uint8Array },
+  start: number,
+  end: number,
+): [number, number] {
+  const { x, mask } = args;
+  let all = 0;
+  let kept = 0;
+  for (let i = start; i < end; i++) {
+    const a = Math.abs(x[i]!);
+    all += a;
+    kept += mask[i]! !== 0 ? a : 0;
+  }
+  return [all, kept];
+}
+
 /** sum a[i] * b[i] over [start, end), in f64 (dot products and squared norms for slerp). */
 export function dot(args: { a: FloatArray; b: FloatArray }, start: number, end: number): number {
   const { a, b } = args;

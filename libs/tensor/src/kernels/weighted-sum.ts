@@ -26,3 +26,72 @@ export function weightedSum(args: WeightedSumArgs, start: number, end: number): 
     out[i] = (offset === undefined ? 0 : offset[i]!) + scale * s;
   }
 }
+
+export interface TaskVectorSumArgs {
+  /** Written: out[i] = base[i] + scale * sum_k weights[k] * (models[k][i] - base[i]). */
+  out: FloatArray;
+  base: FloatArray;
+  models: FloatArray[];
+  weights: number[];
+  /** Multiplies the weighted sum of the task vectors before the base is added (default 1). */
+  scale?: number;
+}
+
+/**
+ * Task arithmetic without materialising the task vectors: each delta models[k][i] - base[i] is rounded
+ * to the element type of `out` (as a delta array of that type would hold it), the weighted sum is
+ * accumulated in f64 and rounded once into `out`, over [start, end). The same values as computing the
+ * deltas, then weightedSum with the base as offset. `out` may alias `base`.
+ */
+export function taskVectorSum(args: TaskVectorSumArgs, start: number, end: number): void {
+  const { out, base, models, weights } = args;
+  const scale = args.scale ?? 1;
+  const k = models.length;
+  if (weights.length !== k) throw new RangeError(`taskVectorSum: ${k} models but ${weights.length} weights`);
+  if (out instanceof Float32Array) {
+    // unrolled for the common model counts: one pass over every input, deltas rounded to f32
+    if (k === 1) {
+      const x0 = models[0]!;
+      const w0 = weights[0]!;
+      for (let i = start; i < end; i++) {
+        const b = base[i]!;
+        out[i] = b + scale * (0 + w0 * Math.fround(x0[i]! - b));
+      }
+      return;
+    }
+    if (k === 2) {
+      const [x0, x1] = models as [FloatArray, FloatArray];
+      const [w0, w1] = weights as [number, number];
+      for (let i = start; i < end; i++) {
+        const b = base[i]!;
+        out[i] = b + scale * (0 + w0 * Math.fround(x0[i]! - b) + w1 * Math.fround(x1[i]! - b));
+      }
+      return;
+    }
+    if (k === 3) {
+      const [x0, x1, x2] = models as [FloatArray, FloatArray, FloatArray];
+      const [w0, w1, w2] = weights as [number, number, number];
+      for (let i = start; i < end; i++) {
+        const b = base[i]!;
+        out[i] =
+          b +
+          scale *
+            (0 + w0 * Math.fround(x0[i]! - b) + w1 * Math.fround(x1[i]! - b) + w2 * Math.fround(x2[i]! - b));
+      }
+      return;
+    }
+    for (let i = start; i < end; i++) {
+      const b = base[i]!;
+      let s = 0;
+      for (let j = 0; j < k; j++) s += weights[j]! * Math.fround(models[j]![i]! - b);
+      out[i] = b + scale * s;
+    }
+    return;
+  }
+  for (let i = start; i < end; i++) {
+    const b = base[i]!;
+    let s = 0;
+    for (let j = 0; j < k; j++) s += weights[j]! * (models[j]![i]! - b);
+    out[i] = b + scale * s;
+  }
+}
