@@ -196,9 +196,11 @@ describe(`MongoStore [mongodb/ferretdb @${target}]`, () => {
       const [waited, gaveUp] = await Promise.all([readUntilRestarted(patient), readUntilRestarted(hasty)]);
       expect((await restart).started).toBe(true);
 
-      // The patient client never failed: its reads waited for the server to come back. A restart is
-      // quick, so the hasty one may or may not have caught the gap; if it did, the error is typed.
-      expect(waited.failures).toEqual([]);
+      // The patient client's reads wait for the server to come back; only a read in flight at the
+      // moment the server dies may fail (the driver's one retry can land in the same gap), typed.
+      // A restart is quick, so the hasty one may or may not have caught the gap; if it did, typed.
+      expect(waited.failures.length).toBeLessThanOrEqual(1);
+      for (const failure of waited.failures) expect(failure).toBeInstanceOf(UnavailableError);
       expect(waited.successes).toBeGreaterThan(0);
       for (const failure of gaveUp.failures) expect(failure).toBeInstanceOf(UnavailableError);
 
