@@ -4,6 +4,9 @@ const benches: Record<string, () => Promise<(args: readonly string[]) => Promise
   rl: async () => (await import('./rl-bench.js')).rlBenchCommand,
   runtime: async () => (await import('./runtime-bench.js')).runtimeBenchCommand,
   merge: async () => (await import('./merge-bench.js')).mergeBenchCommand,
+  search: async () => (await import('./search-bench.js')).searchBenchCommand,
+  eval: async () => (await import('./eval-bench.js')).evalBenchCommand,
+  orchestration: async () => (await import('./orchestration-bench.js')).orchestrationBenchCommand,
 };
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -18,21 +18,3 @@ describe('hm3 command', () => {
     expect(() => program.parse(['node', 'hm3', 'no-such-command'])).toThrow();
   });
 });
-
-describe('hm3 demo', () => {
-  it('finds a front on DTLZ2 where NSGA-II and MOEA/D beat random search, the same for the same seed', async () => {
-    const { runDemo } = await import('./commands/demo.js');
-    const quiet = () => {};
-    const a = runDemo({ budget: 2730, seed: 7 }, quiet);
-    const b = runDemo({ budget: 2730, seed: 7 }, quiet);
-    expect(a).toEqual(b);
-    const hv = Object.fromEntries(a.rows.map((r) => [r.optimiser, r.hypervolume]));
-    expect(hv['random']).toBeDefined();
-    for (const name of a.rows.map((r) => r.optimiser).filter((n) => n !== 'random')) {
-      expect(hv[name]).toBeGreaterThan(hv['random'] as number);
-    }
-    // the single-objective preference picks a point that is best on that objective
-    const [first] = a.recommendations;
-    expect(first?.preference).toEqual([1, 0, 0]);
-  });
-});

@@ -1,8 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { registerDemo } from './commands/demo.js';
+import { registerEval } from './commands/eval.js';
+import { registerFront } from './commands/front.js';
 import { registerMerge } from './commands/merge.js';
+import { registerRecommend } from './commands/recommend.js';
+import { registerSearch } from './commands/search.js';
 import { registerServe } from './commands/serve.js';
+import { attachRemoteSearch } from './remote/remote-search.js';
 
 const packageJson = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -21,6 +26,11 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDemo(program);
   registerMerge(program);
+  registerEval(program);
+  registerSearch(program);
+  attachRemoteSearch(program);
+  registerFront(program);
+  registerRecommend(program);
   registerServe(program);
   return program;
 }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { merge } from '@hm3/proto';
+import { merge, optimizer, policy } from '@hm3/proto';
 import { createClient } from '@hm3/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../main.js';
@@ -18,20 +18,21 @@ afterAll(async () => {
 });
 
 describe('hm3 serve', () => {
-  it('refuses the services that are not built yet, and unknown ones, with a clear message', async () => {
-    await expect(startService('evaluator', {}, [], {})).rejects.toThrow(
-      'service "evaluator" is not built yet; only tensor-merge can be served for now',
+  it('refuses unknown services, and a pareto-optimizer without a models root, with a clear message', async () => {
+    await expect(startService('pareto-optimizer', {}, ['--allow-unauthenticated'], {})).rejects.toThrow(
+      /models root: set --models-root/,
     );
     await expect(startService('nope', {}, [], {})).rejects.toThrow(/unknown service "nope"/);
     const errors: string[] = [];
     const original = console.error;
     console.error = (line: string) => errors.push(line);
     try {
-      expect(await run(['node', 'hm3', 'serve', 'rl-policy'])).toBe(1);
+      expect(await run(['node', 'hm3', 'serve', 'pareto-optimizer'])).toBe(1);
     } finally {
       console.error = original;
     }
-    expect(errors.join('\n')).toContain('not built yet');
+    // Without settings the process refuses to start unauthenticated, naming the setting.
+    expect(errors.join('\n')).toMatch(/invalid service config: tokenFile/);
   });
 
   it('requires a models root', async () => {
@@ -56,6 +57,55 @@ describe('hm3 serve', () => {
       const client = createClient(merge.TensorMergeServiceService, { address: `127.0.0.1:${handle.port}` });
       const { methods } = await client.listMethods({});
       expect(methods.map((m) => m.name)).toContain('task_arithmetic');
+    } finally {
+      await handle.stop('test over');
+    }
+  });
+
+  it('serves pareto-optimizer over gRPC (in-process bus, memory store): an empty spec is refused naming the field', async () => {
+    const handle = await startService(
+      'pareto-optimizer',
+      { modelsRoot: dir, store: 'memory', bus: 'in-process' },
+      ['pareto-optimizer', '--port', '0', '--allow-unauthenticated', '--host=127.0.0.1'],
+      { HM3_METRICS_PORT: 'off', HM3_LOG_LEVEL: 'silent', HM3_ARTIFACT_ROOT: path.join(dir, 'artifacts') },
+    );
+    try {
+      const client = createClient(optimizer.ParetoOptimizerServiceService, {
+        address: `127.0.0.1:${handle.port}`,
+      });
+      expect((await client.listSearches({ pageSize: 0, pageToken: '', state: 0 })).searches).toEqual([]);
+      await expect(client.startSearch({ searchId: '' })).rejects.toThrow(/INVALID_ARGUMENT: spec: base/);
+      client.close();
+    } finally {
+      await handle.stop('test over');
+    }
+  });
+
+  it('serves rl-policy over gRPC: a policy created there is proposed from', async () => {
+    const handle = await startService(
+      'rl-policy',
+      { store: 'memory', artifactRoot: path.join(dir, 'rl-artifacts') },
+      ['rl-policy', '--port', '0', '--allow-unauthenticated', '--host=127.0.0.1'],
+      { HM3_METRICS_PORT: 'off', HM3_LOG_LEVEL: 'silent' },
+    );
+    try {
+      const client = createClient(policy.PolicyServiceService, { address: `127.0.0.1:${handle.port}` });
+      const spec = policy.PolicySpec.fromPartial({
+        pool: [{ modelId: 'a' }, { modelId: 'b' }],
+        numLayers: 3,
+        tMax: 2,
+        numObjectives: 1,
+        settings: { hiddenSize: 8 },
+      });
+      const { policyId } = await client.createPolicy({ policyId: 'serve-test', spec });
+      const { paths } = await client.proposePaths({
+        policyId,
+        preference: { weights: [1] },
+        count: 2,
+        greedy: false,
+      });
+      expect(paths.map((p) => p.path?.steps.length)).toEqual([2, 2]);
+      client.close();
     } finally {
       await handle.stop('test over');
     }

@@ -5,11 +5,20 @@ import { InProcessEventBus, KafkaEventBus, type EventBus } from '@hm3/events';
 import { installShutdownHandlers, loadServiceConfig, type Logger } from '@hm3/service-kit';
 import { createInMemoryStore, createMongoStore, redactMongoUrl, type Store } from '@hm3/store';
 import { startTensorMergeServer, type RunningTensorMerge } from '@hm3/tensor-merge';
+import { startRlPolicyServer, type RunningRlPolicy } from '@hm3/rl-policy';
+import { startEvaluatorServer, type RunningEvaluator } from '@hm3/evaluator';
+import {
+  InMemoryJournal,
+  MongoJournal,
+  startParetoOptimizerServer,
+  type Journal,
+  type RunningParetoOptimizer,
+} from '@hm3/pareto-optimizer';
 
 /**
  * `hm3 serve <service>`: starts one service as its own process (gRPC, and its Kafka consumer when
  * the bus is Kafka). Settings: service-kit's (`--port`, `--token-file`, `--tls-*`, ... or HM3_*) plus
- * the ones below (flag, else env, else default). Only tensor-merge is servable so far.
+ * the ones below (flag, else env, else default). tensor-merge, rl-policy and evaluator are servable so far.
  */
 export interface ServeOptions {
   modelsRoot?: string;
@@ -20,13 +29,17 @@ export interface ServeOptions {
   bus?: string;
   kafkaBrokers?: string;
   threads?: string;
+  /** evaluator: comma-separated folders dataset paths resolve inside. */
+  datasetRoots?: string;
+  /** pareto-optimizer: host:port of the rl-policy service. */
+  policyService?: string;
 }
 
 export const SERVICES = ['tensor-merge', 'rl-policy', 'evaluator', 'pareto-optimizer'] as const;
-const SERVABLE = new Set<string>(['tensor-merge']);
+const SERVABLE = new Set<string>(['tensor-merge', 'rl-policy', 'evaluator', 'pareto-optimizer']);
 
 export interface ServeHandle {
-  readonly running: RunningTensorMerge;
+  readonly running: RunningTensorMerge | RunningRlPolicy | RunningEvaluator | RunningParetoOptimizer;
   readonly port: number;
   /** Stops the service, then closes the bus and the store. */
   stop(reason?: string): Promise<void>;
@@ -53,12 +66,17 @@ export async function startService(
     const known = (SERVICES as readonly string[]).includes(service);
     throw new InvalidArgumentError(
       known
-        ? `service "${service}" is not built yet; only tensor-merge can be served for now`
-        : `unknown service "${service}"; services: ${SERVICES.join(', ')} (only tensor-merge is built so far)`,
+        ? `service "${service}" is not built yet; servable: ${[...SERVABLE].join(', ')}`
+        : `unknown service "${service}"; services: ${SERVICES.join(', ')} (servable: ${[...SERVABLE].join(', ')})`,
       { field: 'service', service },
     );
   }
-  const config = loadServiceConfig({ env, argv, defaults: { port: 50061 } });
+  if (service === 'rl-policy') return startRlPolicy(options, argv, env);
+  const config = loadServiceConfig({
+    env,
+    argv,
+    defaults: { port: service === 'evaluator' ? 50063 : service === 'pareto-optimizer' ? 50064 : 50061 },
+  });
   const modelsRoot = setting(options.modelsRoot, env, 'HM3_MODELS_ROOT');
   if (modelsRoot === undefined) {
     throw new InvalidArgumentError('models root: set --models-root or HM3_MODELS_ROOT', {
@@ -106,7 +124,7 @@ export async function startService(
     const password = env['HM3_KAFKA_PASSWORD'];
     bus = new KafkaEventBus({
       brokers: brokers.split(',').map((b) => b.trim()),
-      clientId: 'hm3-tensor-merge',
+      clientId: `hm3-${service}`,
       ...(username && password ? { sasl: { mechanism: 'scram-sha-512' as const, username, password } } : {}),
     });
   } else {
@@ -121,14 +139,70 @@ export async function startService(
     opened.push(store);
     await bus.start();
     opened.push(bus);
-    const running = await startTensorMergeServer({
-      config,
-      store,
-      bus,
-      modelsRoot: path.resolve(modelsRoot),
-      artifactRoot: path.resolve(artifactRoot),
-      ...(threads === undefined ? {} : { threads }),
-    });
+    if (service === 'pareto-optimizer') {
+      const journal: Journal =
+        storeSetting === 'memory'
+          ? new InMemoryJournal()
+          : new MongoJournal({
+              url: storeSetting,
+              database: env['HM3_MONGO_DATABASE'] ?? 'hm3',
+              ...(env['HM3_MONGO_USERNAME'] ? { username: env['HM3_MONGO_USERNAME'] } : {}),
+              ...(env['HM3_MONGO_PASSWORD'] ? { password: env['HM3_MONGO_PASSWORD'] } : {}),
+            });
+      await journal.start();
+      opened.push(journal);
+      const policyToken = env['HM3_POLICY_TOKEN'];
+      const optimizer = await startParetoOptimizerServer({
+        config,
+        store,
+        bus,
+        journal,
+        modelsRoot: path.resolve(modelsRoot),
+        artifactRoot: path.resolve(artifactRoot),
+        policyService: {
+          address: setting(options.policyService, env, 'HM3_POLICY_SERVICE', '127.0.0.1:50062')!,
+          ...(policyToken ? { token: policyToken } : {}),
+        },
+        ...(env['HM3_ATTEMPT_TIMEOUT_MS'] ? { attemptTimeoutMs: Number(env['HM3_ATTEMPT_TIMEOUT_MS']) } : {}),
+        // Rounds whose merged checkpoints retention keeps besides the front's (negative: off).
+        ...(env['HM3_RETENTION_ROUNDS'] ? { retentionRounds: Number(env['HM3_RETENTION_ROUNDS']) } : {}),
+      });
+      return {
+        running: optimizer,
+        port: optimizer.port,
+        stop: async (reason = 'stop') => {
+          await optimizer.stop(reason);
+          await journal.close();
+          await bus.close();
+          await store.close();
+        },
+      };
+    }
+    const running =
+      service === 'evaluator'
+        ? await startEvaluatorServer({
+            config,
+            store,
+            bus,
+            modelsRoot: path.resolve(modelsRoot),
+            // Dataset paths resolve inside these; artifact:// and zoo: datasets need none.
+            datasetRoots: (setting(options.datasetRoots, env, 'HM3_DATASET_ROOTS') ?? '')
+              .split(',')
+              .filter((r) => r.trim() !== '')
+              .map((r) => path.resolve(r.trim())),
+            artifactRoot: path.resolve(artifactRoot),
+            ...(threads === undefined ? {} : { intraOpThreads: threads }),
+            // Off where an external evaluation cluster answers hm3.eval.requested (docs/events.md).
+            consumeRequests: env['HM3_EVAL_CONSUME_REQUESTS'] !== 'false',
+          })
+        : await startTensorMergeServer({
+            config,
+            store,
+            bus,
+            modelsRoot: path.resolve(modelsRoot),
+            artifactRoot: path.resolve(artifactRoot),
+            ...(threads === undefined ? {} : { threads }),
+          });
     return {
       running,
       port: running.port,
@@ -144,11 +218,57 @@ export async function startService(
   }
 }
 
+/**
+ * `hm3 serve rl-policy`: PolicyService over gRPC (default port 50062); policy metadata in the store
+ * (`--store`), weights and ONNX exports in the artifact folder (`--artifact-root`). No bus.
+ */
+async function startRlPolicy(
+  options: ServeOptions,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<ServeHandle> {
+  const config = loadServiceConfig({ env, argv, defaults: { port: 50062 } });
+  const artifactRoot = setting(options.artifactRoot, env, 'HM3_ARTIFACT_ROOT', path.resolve('artifacts'))!;
+  const storeSetting = setting(options.store, env, 'HM3_STORE', 'memory')!;
+  let store: Store;
+  if (storeSetting === 'memory') store = createInMemoryStore();
+  else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) {
+    const username = env['HM3_MONGO_USERNAME'];
+    const password = env['HM3_MONGO_PASSWORD'];
+    store = createMongoStore({
+      url: storeSetting,
+      database: env['HM3_MONGO_DATABASE'] ?? 'hm3',
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+    });
+  } else {
+    throw new InvalidArgumentError(
+      `store: "${redactMongoUrl(storeSetting)}" is neither "memory" nor a mongodb:// URL`,
+      { field: 'store' },
+    );
+  }
+  await store.start();
+  try {
+    const running = await startRlPolicyServer({ config, store, artifactRoot: path.resolve(artifactRoot) });
+    return {
+      running,
+      port: running.port,
+      stop: async (reason = 'stop') => {
+        await running.stop(reason);
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description(
-      'Start one service as a server: tensor-merge (rl-policy, evaluator, pareto-optimizer are not built yet).\n' +
+      'Start one service as a server: tensor-merge, rl-policy, evaluator, pareto-optimizer.\n' +
         'Also takes the service settings: --host, --port, --token-file, --allow-unauthenticated, --tls-cert-file, ...\n' +
         '(or HM3_HOST, HM3_PORT, ...).',
     )
@@ -158,7 +278,18 @@ export function registerServe(program: Command): void {
     .option('--store <store>', '"memory" or a mongodb:// URL (env HM3_STORE; default memory)')
     .option('--bus <bus>', '"in-process" or "kafka" (env HM3_BUS; default in-process)')
     .option('--kafka-brokers <list>', 'host:port,... (env HM3_KAFKA_BROKERS)')
-    .option('--threads <n>', 'worker threads of the merge kernels (env HM3_THREADS)')
+    .option(
+      '--dataset-roots <dirs>',
+      'evaluator: folders dataset paths resolve inside, comma-separated (env HM3_DATASET_ROOTS)',
+    )
+    .option(
+      '--policy-service <host:port>',
+      'pareto-optimizer: the rl-policy service (env HM3_POLICY_SERVICE; default 127.0.0.1:50062; token: env HM3_POLICY_TOKEN)',
+    )
+    .option(
+      '--threads <n>',
+      'worker threads of the merge kernels; evaluator: threads per model operator (env HM3_THREADS)',
+    )
     .allowUnknownOption()
     .allowExcessArguments()
     .action(async (service: string, options: ServeOptions, command: Command) => {
