@@ -28,6 +28,11 @@ const brokers = (): string => process.env['HM3_KAFKA_BROKERS'] ?? '127.0.0.1:909
 const mongoUrl = (): string => process.env['HM3_MONGO_URL'] ?? 'mongodb://127.0.0.1:27017';
 
 let work: string;
+/**
+ * Seeds differ per run: merged checkpoints (and the paths over them) then get new content ids, so
+ * answers left on the topics by earlier runs cannot stand in for this run's evaluations.
+ */
+const RUN_SEED = 1000 + Math.floor(Math.random() * 1_000_000);
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'hm3-e2e-'));
@@ -193,7 +198,7 @@ describe('distributed search over Kafka and FerretDB, four services as processes
   it('a search with a budget of 60 completes; its front in MongoDB equals the non-dominated set of its stored scores', async () => {
     await scenario('happy', async ({ cluster, store, client }) => {
       const { searchId } = await client().startSearch({
-        spec: zooSpec({ budget: 60, seed: 11 }),
+        spec: zooSpec({ budget: 60, seed: RUN_SEED + 11 }),
         searchId: '',
       });
       expect(searchId).not.toBe('');
@@ -251,7 +256,7 @@ describe('distributed search over Kafka and FerretDB, four services as processes
 
       // The same kind of search from the command line: hm3 search <spec> --server HOST:PORT.
       const specFile = path.join(work, 'cli-spec.yaml');
-      await writeFile(specFile, zooSpecYaml({ budget: 6, seed: 99, name: 'cli' }));
+      await writeFile(specFile, zooSpecYaml({ budget: 6, seed: RUN_SEED + 99, name: 'cli' }));
       const cli = spawnSync(
         process.execPath,
         [HM3_BIN, 'search', specFile, '--server', cluster.optimizerAddress],
@@ -276,7 +281,10 @@ describe('distributed search over Kafka and FerretDB, four services as processes
   it('SIGKILL of the evaluator mid-search and a restart: exactly the budget, none lost, none duplicated', async () => {
     await scenario('kill_evaluator', async ({ cluster, store, client }) => {
       const budget = 30;
-      const { searchId } = await client().startSearch({ spec: zooSpec({ budget, seed: 23 }), searchId: '' });
+      const { searchId } = await client().startSearch({
+        spec: zooSpec({ budget, seed: RUN_SEED + 23 }),
+        searchId: '',
+      });
       await waitFor(client, searchId, (s) => s.evaluationsDone >= 8, 480_000);
       await cluster.kill('evaluator');
       await cluster.start('evaluator');
@@ -290,7 +298,10 @@ describe('distributed search over Kafka and FerretDB, four services as processes
   it('SIGKILL of the optimizer mid-search and a restart: the search resumes, exactly the budget, front = non-dominated set', async () => {
     await scenario('kill_optimizer', async ({ cluster, store, client }) => {
       const budget = 30;
-      const { searchId } = await client().startSearch({ spec: zooSpec({ budget, seed: 37 }), searchId: '' });
+      const { searchId } = await client().startSearch({
+        spec: zooSpec({ budget, seed: RUN_SEED + 37 }),
+        searchId: '',
+      });
       const before = await waitFor(client, searchId, (s) => s.evaluationsDone >= 10, 480_000);
       expect(isTerminal(before)).toBe(false);
       await cluster.kill('pareto-optimizer');
@@ -310,7 +321,7 @@ describe('distributed search over Kafka and FerretDB, four services as processes
   it('CancelSearch during a round: no event for the search after in-flight work drains; CANCELLED; GetFront answers; a poison event is dead-lettered and the search goes on', async () => {
     await scenario('cancel', async ({ store, client }) => {
       const { searchId } = await client().startSearch({
-        spec: zooSpec({ budget: 60, seed: 51 }),
+        spec: zooSpec({ budget: 60, seed: RUN_SEED + 51 }),
         searchId: '',
       });
       await waitFor(client, searchId, (s) => s.evaluationsDone >= 6, 480_000);

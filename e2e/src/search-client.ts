@@ -107,17 +107,24 @@ export interface StoredSearch {
 
 /** What MongoDB holds about a search. */
 export async function storedSearch(store: Store, searchId: string): Promise<StoredSearch> {
+  // Evaluations this search ran: the score documents it wrote.
   const scores = (await store.scores.listBySearch(searchId)).filter((s) => s.split === 'search');
+  const candidates = await store.candidates.listBySearch(searchId);
+  // The front is over this search's candidates with their scores, whoever recorded them: scores are
+  // keyed by content (candidate, objective, split), so a candidate another search already scored
+  // keeps that score and is not evaluated again.
   const scored = new Map<string, Map<string, number>>();
-  for (const s of scores) {
-    const m = scored.get(s.candidateId) ?? new Map<string, number>();
-    m.set(s.objective, s.value);
-    scored.set(s.candidateId, m);
+  for (const c of candidates) {
+    for (const s of await store.scores.listByCandidate(c.id)) {
+      if (s.split !== 'search') continue;
+      const m = scored.get(c.id) ?? new Map<string, number>();
+      m.set(s.objective, s.value);
+      scored.set(c.id, m);
+    }
   }
   const ids = [...scored.keys()];
   const points = ids.map((id) => OBJECTIVES.map((o) => scored.get(id)!.get(o) ?? Number.NaN));
   const nonDominated = nonDominatedIndices(points).map((i) => ids[i]!);
-  const candidates = await store.candidates.listBySearch(searchId);
   const front = (await store.fronts.latest(searchId))?.candidateIds ?? [];
   return {
     scored,
