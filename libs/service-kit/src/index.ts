@@ -30,3 +30,4 @@ export { currentTraceId, withTraceId, newTraceId, TRACE_ID_HEADER } from './trac
 export { createLogger } from './logging.js';
 export type { Logger, CreateLoggerOptions } from './logging.js';
 export { parseTokenFile } from './auth.js';
+export { withProgress } from './progress-stream.js';

@@ -1,8 +1,7 @@
 /** EvaluatorService over gRPC: a thin adapter from the wire types to the Evaluator core. */
 import type { evaluator } from '@hm3/proto';
-import type { ServiceHandlers } from '@hm3/service-kit';
 import type { Evaluator, ObjectiveProgress } from './evaluator.js';
-import { withProgress } from './progress-queue.js';
+import { withProgress, type ServiceHandlers } from '@hm3/service-kit';
 import {
   deviceFromWire,
   objectiveFromWire,

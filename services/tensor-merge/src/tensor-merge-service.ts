@@ -2,8 +2,7 @@
 import { Hm3Error } from '@hm3/errors';
 import type { MergeProgress } from '@hm3/merge';
 import { merge } from '@hm3/proto';
-import type { ServiceHandlers } from '@hm3/service-kit';
-import { withProgress } from './progress-queue.js';
+import { withProgress, type ServiceHandlers } from '@hm3/service-kit';
 import type { TensorMerge } from './tensor-merge.js';
 import {
   deviceFromWire,
