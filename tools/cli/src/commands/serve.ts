@@ -55,6 +55,25 @@ function setting(
   return value === undefined || value === '' ? fallback : value;
 }
 
+/** The store a setting names: `memory`, or a mongodb:// URL (credentials from HM3_MONGO_*). Not started. */
+function openStore(storeSetting: string, env: NodeJS.ProcessEnv): Store {
+  if (storeSetting === 'memory') return createInMemoryStore();
+  if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) {
+    const username = env['HM3_MONGO_USERNAME'];
+    const password = env['HM3_MONGO_PASSWORD'];
+    return createMongoStore({
+      url: storeSetting,
+      database: env['HM3_MONGO_DATABASE'] ?? 'hm3',
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+    });
+  }
+  throw new InvalidArgumentError(
+    `store: "${redactMongoUrl(storeSetting)}" is neither "memory" nor a mongodb:// URL`,
+    { field: 'store' },
+  );
+}
+
 /** Opens the store, the bus and the service; nothing is left running when it throws. */
 export async function startService(
   service: string,
@@ -94,23 +113,7 @@ export async function startService(
     });
   }
 
-  let store: Store;
-  if (storeSetting === 'memory') store = createInMemoryStore();
-  else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) {
-    const username = env['HM3_MONGO_USERNAME'];
-    const password = env['HM3_MONGO_PASSWORD'];
-    store = createMongoStore({
-      url: storeSetting,
-      database: env['HM3_MONGO_DATABASE'] ?? 'hm3',
-      ...(username ? { username } : {}),
-      ...(password ? { password } : {}),
-    });
-  } else {
-    throw new InvalidArgumentError(
-      `store: "${redactMongoUrl(storeSetting)}" is neither "memory" nor a mongodb:// URL`,
-      { field: 'store' },
-    );
-  }
+  const store = openStore(storeSetting, env);
   let bus: EventBus;
   if (busSetting === 'in-process') bus = new InProcessEventBus();
   else if (busSetting === 'kafka') {
@@ -230,23 +233,7 @@ async function startRlPolicy(
   const config = loadServiceConfig({ env, argv, defaults: { port: 50062 } });
   const artifactRoot = setting(options.artifactRoot, env, 'HM3_ARTIFACT_ROOT', path.resolve('artifacts'))!;
   const storeSetting = setting(options.store, env, 'HM3_STORE', 'memory')!;
-  let store: Store;
-  if (storeSetting === 'memory') store = createInMemoryStore();
-  else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) {
-    const username = env['HM3_MONGO_USERNAME'];
-    const password = env['HM3_MONGO_PASSWORD'];
-    store = createMongoStore({
-      url: storeSetting,
-      database: env['HM3_MONGO_DATABASE'] ?? 'hm3',
-      ...(username ? { username } : {}),
-      ...(password ? { password } : {}),
-    });
-  } else {
-    throw new InvalidArgumentError(
-      `store: "${redactMongoUrl(storeSetting)}" is neither "memory" nor a mongodb:// URL`,
-      { field: 'store' },
-    );
-  }
+  const store = openStore(storeSetting, env);
   await store.start();
   try {
     const running = await startRlPolicyServer({ config, store, artifactRoot: path.resolve(artifactRoot) });
