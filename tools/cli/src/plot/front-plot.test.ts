@@ -97,6 +97,21 @@ describe('renderFrontPlot', () => {
     expect((await renderFrontPlot(plain)).svg).toBe(svg);
   });
 
+  it('a long recommended label is cut with an ellipsis instead of widening the plot', async () => {
+    const render = (label: string) =>
+      renderFrontPlot(input(2, { labels: points(2).map((_, i) => (i === 5 ? label : `cand-${i}`)) }));
+    const long = 'merge(task_arithmetic, expert-math 0.41, expert-code 0.33) then layers 0-11 of expert-code';
+    const longer = `${long} ${long} ${long}`;
+    const a = await render(long);
+    const b = await render(longer);
+    expect(pngSize(b.png)).toEqual(pngSize(a.png));
+    const caption = /role="graphics-symbol" aria-roledescription="text mark"[^>]*>([^<]*)<\/text>/.exec(
+      b.svg,
+    )?.[1];
+    expect(caption).toMatch(/^recommended: merge\(task_.*\u2026$/);
+    expect(caption!.length).toBeLessThan(40);
+  });
+
   it('escapes labels in the SVG', async () => {
     const labels = input(2).labels!.map((l, i) => (i === 5 ? 'a<b & "c"' : l));
     const { svg } = await renderFrontPlot(input(2, { labels }));

@@ -33,6 +33,11 @@ export interface FrontPlot {
   readonly png: Buffer;
 }
 
+/**
+ * Widest caption beside the recommended point (px, as vega estimates text without a canvas: 0.8 x the
+ * font size per character); longer ones end in an ellipsis instead of widening the panel.
+ */
+const CAPTION_LIMIT = 240;
 /** The PNG is the SVG's width and height times this. */
 export const FRONT_PLOT_PNG_SCALE = 2;
 /** Side of one scatter panel, in SVG pixels. */
@@ -124,6 +129,8 @@ export function frontPlotSpec(input: FrontPlotInput): TopLevelSpec {
                 dx: 8,
                 dy: -8,
                 fontWeight: 'bold' as const,
+                // A long label (a path's description) would widen the panel: vega sizes it to the text.
+                limit: CAPTION_LIMIT,
               },
               encoding: {
                 x: { field: `o${x}`, type: 'quantitative' as const },
