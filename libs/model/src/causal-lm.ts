@@ -3,7 +3,7 @@
  * inference-path runner and the monolithic reference implement it, so one scoring / generation code
  * path serves both.
  */
-import type { Tensor } from 'onnxruntime-node';
+import type { LayerKvCache } from './kv-cache.js';
 
 /** One forward pass of `batch` rows of `seq` new tokens after `past` cached ones. */
 export interface ForwardBatch {
@@ -16,10 +16,15 @@ export interface ForwardBatch {
   readonly positionIds: BigInt64Array;
   /** [B, 1, S, past + S]: 0 where a query may attend a key, a large negative elsewhere. */
   readonly attentionBias: Float32Array;
+  /** false when the caller discards the cache after this pass (scoring): the model need not extend it. */
+  readonly keepCache?: boolean;
 }
 
-/** The KV cache of one forward pass: one entry per executed layer. */
-export type KvCache = readonly { readonly key: Tensor; readonly value: Tensor }[];
+/**
+ * The KV cache of a batch: one entry per executed layer. forward grows it in place and returns it, so a
+ * cache passed to forward must not be passed again (generation threads it from step to step).
+ */
+export type KvCache = readonly LayerKvCache[];
 
 export interface CausalLM {
   readonly vocabSize: number;

@@ -1,6 +1,6 @@
 /**
  * Conformance with transformers (PyTorch, fp32, through tools/conformance/model): logits of 20 prompts
- * within 1e-4 (random checkpoints; 2e-4 on the trained zoo, see below) for the path runner and the monolithic graph, identical greedy generations, a mixed path
+ * within 1e-4 for the path runner and the monolithic graph, identical greedy generations, a mixed path
  * (repeats, four models, two affine steps) against a PyTorch re-implementation of the path, and the
  * tokenizer against HF tokenizers. Runs on the random fixture models, and on the zoo once it exists.
  */
@@ -39,16 +39,14 @@ function seededAffine(hidden: number, seed: number): { scale: number[]; shift: n
 }
 
 /**
- * Max |logit difference| allowed against transformers' fp32. Issue 7 asks 1e-4, which the random
- * checkpoints meet (~5e-6). On the trained zoo no fp32 implementation can promise it: transformers' own
- * fp32 logits are up to 1.5e-4 away from the exact (float64) ones on expert-math (measured 2026-11-28,
- * 20 random prompts), so two fp32 implementations that sum in different orders (onnxruntime's MLAS vs
- * torch's GEMM) disagree by about the sum of their errors (up to 2.4e-4 measured). The zoo run therefore
- * also checks what matters to a user: our logits are within ZOO_FLOAT64_TOLERANCE of the float64
- * result, the same band transformers' own fp32 logits fall in. Greedy generations stay identical.
+ * Max |logit difference| allowed against transformers' fp32 (issue 7: 1e-4), on the random checkpoints
+ * and on the trained zoo alike. The graphs round like PyTorch's CPU kernels where the order is ours to
+ * choose (RMSNorm's sum, SiLU, RoPE tables; see llama-graph.ts); what is left is the summation order
+ * inside the GEMMs (MLAS vs MKL), measured at 2.6e-5..5.6e-5 on the zoo (docs/conformance.md). The zoo
+ * run also logs both implementations' distance to transformers' float64 logits and bounds ours by
+ * ZOO_FLOAT64_TOLERANCE.
  */
-const RANDOM_CHECKPOINT_TOLERANCE = 1e-4;
-const ZOO_TOLERANCE = 3e-4;
+const TOLERANCE = 1e-4;
 const ZOO_FLOAT64_TOLERANCE = 2e-4;
 
 interface Tolerance {
@@ -111,7 +109,7 @@ function conformance(label: string, getModels: () => Promise<RandomModels>, tole
 
     NAMES.forEach((name, m) => {
       const title = tolerance.againstFloat64
-        ? `${name}: path runner and monolithic logits within ${tolerance.vsFp32} of transformers fp32 and within ${ZOO_FLOAT64_TOLERANCE} of float64 on 20 prompts; same greedy generations`
+        ? `${name}: path runner and monolithic logits within ${tolerance.vsFp32} of transformers fp32 (and ${ZOO_FLOAT64_TOLERANCE} of float64) on 20 prompts; same greedy generations`
         : `${name}: path runner and monolithic logits within ${tolerance.vsFp32} of transformers on 20 prompts; same greedy generations`;
       it(title, async () => {
         const arch = await readModelConfig(models[name]);
@@ -127,6 +125,7 @@ function conformance(label: string, getModels: () => Promise<RandomModels>, tole
             Math.max(maxAbsDiff(ours[i]!, theirs[i]!), maxAbsDiff(monolithic[i]!, theirs[i]!)),
           ),
         );
+        console.log(`${name}: max |logit - transformers fp32| ${worst.toExponential(2)}`);
         expect(worst).toBeLessThanOrEqual(tolerance.vsFp32);
         if (tolerance.againstFloat64) {
           const exact = ref.models[m]!.logits64!;
@@ -172,8 +171,8 @@ function toFloat32(block: Float32Array | readonly (readonly number[])[]): Float3
 }
 
 conformance('random Llama / Llama+bias / Qwen2 / tied Llama checkpoints', randomModels, {
-  vsFp32: RANDOM_CHECKPOINT_TOLERANCE,
+  vsFp32: TOLERANCE,
   againstFloat64: false,
 });
 const zoo = zooModels();
-if (zoo) conformance('the fixture zoo', async () => zoo, { vsFp32: ZOO_TOLERANCE, againstFloat64: true });
+if (zoo) conformance('the fixture zoo', async () => zoo, { vsFp32: TOLERANCE, againstFloat64: true });

@@ -31,6 +31,7 @@ export {
 } from './llama-graph.js';
 export { ownPath, validatePath, type InferencePath, type PathStep, type Affine } from './inference-path.js';
 export type { CausalLM, ForwardBatch, KvCache } from './causal-lm.js';
+export { LayerKvCache } from './kv-cache.js';
 export {
   ModelRuntime,
   PathModel,

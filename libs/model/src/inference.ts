@@ -77,6 +77,7 @@ export async function sequenceLogits(
       inputIds,
       positionIds,
       attentionBias: attentionBias(keyValid, batch, seq, 0),
+      keepCache: false,
     };
     const { logits } = await lm.forward(input, lm.emptyCache(batch));
     rows.forEach((r, b) => results.push(logits.slice(b * seq * v, (b * seq + r.length) * v)));

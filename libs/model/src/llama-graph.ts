@@ -4,33 +4,36 @@
  * - an embedding graph, a decoder-layer graph and a head graph whose weights are graph INPUTS, so one
  *   session per layer shape runs any layer of any checkpoint (the inference-path runtime);
  * - a monolithic whole-model graph of one checkpoint with its weights as initializers (the reference).
- * Linear weights are fed transposed, [in, out], with q/k/v and gate/up concatenated along the output
- * dimension (one MatMul each), converted once when loaded.
+ * Linear weights are fed transposed, [in, out], converted once when loaded; q/k/v and gate/up stay separate
+ * MatMuls (a fused MatMul's Split copies the activations, which costs more than the extra calls).
  */
 import type { LlamaArchitecture } from './config.js';
 import { GraphBuilder, int, ints } from './onnx-graph.js';
 
-/** Roles of a decoder layer's tensors as fed to the graph (q/k/v and gate/up fused into one MatMul each). */
+/** Roles of a decoder layer's tensors as fed to the graph. */
 export type LayerRole =
   | 'inputNorm'
-  | 'qkv'
-  | 'qkvBias'
+  | 'q'
+  | 'k'
+  | 'v'
+  | 'qBias'
+  | 'kBias'
+  | 'vBias'
   | 'o'
   | 'oBias'
   | 'postNorm'
-  | 'gateUp'
-  | 'gateUpBias'
+  | 'gate'
+  | 'up'
+  | 'gateBias'
+  | 'upBias'
   | 'down'
   | 'downBias';
 
 export interface LayerTensorSpec {
   readonly role: LayerRole;
-  /**
-   * Names inside `model.layers.<i>.` of the HF checkpoint; several are concatenated along the output
-   * dimension (q, k, v -> qkv; gate, up -> gateUp).
-   */
-  readonly hfNames: readonly string[];
-  /** Whether the runtime feeds them transposed ([in, out] for a Linear's [out, in] weight). */
+  /** Name inside `model.layers.<i>.` of the HF checkpoint. */
+  readonly hfName: string;
+  /** Whether the runtime feeds it transposed ([in, out] for a Linear's [out, in] weight). */
   readonly transpose: boolean;
   /** Shape as fed to the graph. */
   readonly dims: readonly number[];
@@ -39,35 +42,43 @@ export interface LayerTensorSpec {
 /** The tensors a decoder layer of `arch` needs, in graph-input order. */
 export function layerTensorSpecs(arch: LlamaArchitecture): LayerTensorSpec[] {
   const { hiddenSize: h, intermediateSize: m, numHeads, numKvHeads, headDim: d } = arch;
-  const qkv = (numHeads + 2 * numKvHeads) * d;
-  const attn = (names: string[], suffix: string) => names.map((n) => `self_attn.${n}_proj.${suffix}`);
-  const mlpNames = (names: string[], suffix: string) => names.map((n) => `mlp.${n}_proj.${suffix}`);
+  const linear = (role: LayerRole, hfName: string, dims: [number, number]): LayerTensorSpec => ({
+    role,
+    hfName: `${hfName}.weight`,
+    transpose: true,
+    dims,
+  });
+  const vector = (role: LayerRole, hfName: string, size: number): LayerTensorSpec => ({
+    role,
+    hfName,
+    transpose: false,
+    dims: [size],
+  });
   const specs: LayerTensorSpec[] = [
-    { role: 'inputNorm', hfNames: ['input_layernorm.weight'], transpose: false, dims: [h] },
-    { role: 'qkv', hfNames: attn(['q', 'k', 'v'], 'weight'), transpose: true, dims: [h, qkv] },
-    { role: 'o', hfNames: attn(['o'], 'weight'), transpose: true, dims: [numHeads * d, h] },
-    { role: 'postNorm', hfNames: ['post_attention_layernorm.weight'], transpose: false, dims: [h] },
-    { role: 'gateUp', hfNames: mlpNames(['gate', 'up'], 'weight'), transpose: true, dims: [h, 2 * m] },
-    { role: 'down', hfNames: mlpNames(['down'], 'weight'), transpose: true, dims: [m, h] },
+    vector('inputNorm', 'input_layernorm.weight', h),
+    linear('q', 'self_attn.q_proj', [h, numHeads * d]),
+    linear('k', 'self_attn.k_proj', [h, numKvHeads * d]),
+    linear('v', 'self_attn.v_proj', [h, numKvHeads * d]),
+    linear('o', 'self_attn.o_proj', [numHeads * d, h]),
+    vector('postNorm', 'post_attention_layernorm.weight', h),
+    linear('gate', 'mlp.gate_proj', [h, m]),
+    linear('up', 'mlp.up_proj', [h, m]),
+    linear('down', 'mlp.down_proj', [m, h]),
   ];
   if (arch.qkvBias)
-    specs.push({ role: 'qkvBias', hfNames: attn(['q', 'k', 'v'], 'bias'), transpose: false, dims: [qkv] });
-  if (arch.oBias) specs.push({ role: 'oBias', hfNames: attn(['o'], 'bias'), transpose: false, dims: [h] });
-  if (arch.mlpBias) {
     specs.push(
-      { role: 'gateUpBias', hfNames: mlpNames(['gate', 'up'], 'bias'), transpose: false, dims: [2 * m] },
-      { role: 'downBias', hfNames: mlpNames(['down'], 'bias'), transpose: false, dims: [h] },
+      vector('qBias', 'self_attn.q_proj.bias', numHeads * d),
+      vector('kBias', 'self_attn.k_proj.bias', numKvHeads * d),
+      vector('vBias', 'self_attn.v_proj.bias', numKvHeads * d),
     );
-  }
+  if (arch.oBias) specs.push(vector('oBias', 'self_attn.o_proj.bias', h));
+  if (arch.mlpBias)
+    specs.push(
+      vector('gateBias', 'mlp.gate_proj.bias', m),
+      vector('upBias', 'mlp.up_proj.bias', m),
+      vector('downBias', 'mlp.down_proj.bias', h),
+    );
   return specs;
-}
-
-/** Output sizes of the parts of a fused tensor, in `hfNames` order. */
-export function fusedPartSizes(arch: LlamaArchitecture, role: LayerRole): number[] {
-  const { numHeads, numKvHeads, headDim: d, intermediateSize: m, hiddenSize: h } = arch;
-  if (role === 'qkv' || role === 'qkvBias') return [numHeads * d, numKvHeads * d, numKvHeads * d];
-  if (role === 'gateUp' || role === 'gateUpBias') return [m, m];
-  return [h]; // o, down, the norms and the unfused biases: one part of hidden width
 }
 
 /** Graph value names of one layer's weights, by role. */
@@ -75,7 +86,7 @@ export type LayerWeightValues = Partial<Record<LayerRole, string>>;
 
 /** Values every decoder block of one forward pass shares. */
 export interface BlockContext {
-  /** [B, 1, S, D] cos and sin of the RoPE angles of the new tokens' positions (see ropeTables). */
+  /** [B, 1, S, D] cos and signed sin, cat(-sin₁, sin₂), of the new tokens' RoPE angles (see ropeTables). */
   readonly ropeCos: string;
   readonly ropeSin: string;
   /** [B, 1, S, T] additive attention bias (0 or a large negative), T = past + S. */
@@ -89,21 +100,56 @@ export function embedding(g: GraphBuilder, inputIds: string, table: string): str
   return g.op('Gather', [table, inputIds], { axis: int(0) }, 'embed');
 }
 
-/** RMSNorm over the last axis: w ⊙ x / sqrt(mean(x²) + eps). */
-export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number): string {
+/**
+ * RMSNorm over the last axis: w ⊙ (x · 1/sqrt(mean(x²) + eps)), rounded like PyTorch's fp32 CPU kernels
+ * (see torchRowSum): mean = torch's sum / H, then x · (1 / sqrt(mean + eps)), then w ⊙ ·.
+ */
+export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number, size: number): string {
+  const square = g.op('Mul', [x, x], {}, 'square');
   const meanSquare = g.op(
-    'ReduceMean',
-    [g.op('Mul', [x, x], {}, 'square')],
-    { axes: ints([-1]), keepdims: int(1) },
+    'Div',
+    [torchRowSum(g, square, size), g.constF32([size], [], 'size')],
+    {},
     'mean_square',
   );
-  const invRms = g.op(
-    'Reciprocal',
-    [g.op('Sqrt', [g.op('Add', [meanSquare, g.constF32([eps], [], 'eps')])])],
-    {},
-    'inv_rms',
-  );
+  const rms = g.op('Sqrt', [g.op('Add', [meanSquare, g.constF32([eps], [], 'eps')])], {}, 'rms');
+  // Reciprocal, not Div(1, ·): onnxruntime's DivMulFusion would turn x * (1 / rms) into x / rms
+  const invRms = g.op('Reciprocal', [rms], {}, 'inv_rms');
   return g.op('Mul', [weight, g.op('Mul', [x, invRms])], {}, 'rms_norm');
+}
+
+/** Vector width and interleaved accumulators of PyTorch's fp32 CPU sum over a contiguous axis. */
+const TORCH_SUM_LANES = 8;
+const TORCH_SUM_ILP = 4;
+
+/**
+ * Sum over the last axis (size `size`, keepdims) in the order of PyTorch's CPU sum kernel
+ * (ATen SumKernel.cpp, vectorized_inner_sum with 8-lane vectors and 4 interleaved accumulators): vector j
+ * of the row goes to accumulator j mod 4 (added in sequence), the 4 accumulators are added in sequence,
+ * then the 8 lanes in sequence. Matches torch bit for bit (checked against torch 2.9 on the zoo) when
+ * size is a multiple of 32 and under 512 (no cascade levels); any other size falls back to ReduceSum.
+ */
+export function torchRowSum(g: GraphBuilder, x: string, size: number): string {
+  const width = TORCH_SUM_LANES * TORCH_SUM_ILP;
+  const rows = size / width;
+  if (size % width !== 0 || rows >= 16)
+    return g.op('ReduceSum', [x, g.constI64([-1])], { keepdims: int(1) }, 'row_sum');
+  const chain = (parts: string[]): string =>
+    parts.slice(1).reduce((acc, p) => g.op('Add', [acc, p], {}, 'row_sum_add'), parts[0]!);
+  const split = (t: string, n: number, each: number): string[] =>
+    n === 1
+      ? [t]
+      : g.opN(
+          'Split',
+          [t, g.constI64(new Array<number>(n).fill(each))],
+          n,
+          { axis: int(-1) },
+          'row_sum_split',
+        );
+  // chunk j of `width` elements holds vectors ILP*j .. ILP*j + ILP-1, one per accumulator
+  const accumulators = chain(split(x, rows, width)); // [.., ILP * LANES]
+  const lanes = chain(split(accumulators, TORCH_SUM_ILP, TORCH_SUM_LANES)); // [.., LANES]
+  return chain(split(lanes, TORCH_SUM_LANES, 1)); // [.., 1]
 }
 
 /** cat(inv_freq, inv_freq), inv_freq_i = 1 / theta^(2i / D), rounded through float32 like HF. */
@@ -123,29 +169,52 @@ export function ropeFrequencies(headDim: number, theta: number): Float32Array {
  * RoPE tables for positions [B, S]: cos, sin [B, 1, S, D], computed once per forward pass in
  * TypeScript and fed to every layer (instead of Sin/Cos ops in each layer graph). The angle is the
  * float32 product pos * inv_freq like HF's; cos and sin are rounded once from float64, which is at
- * least as accurate as any float32 library's.
+ * least as accurate as any float32 library's. signedSin = cat(-sin₁, sin₂) per row is what the graphs
+ * take as rope_sin (see applyRope).
  */
 export function ropeTables(
   positionIds: BigInt64Array,
   headDim: number,
   theta: number,
-): { cos: Float32Array; sin: Float32Array } {
+): { cos: Float32Array; sin: Float32Array; signedSin: Float32Array } {
   const invFreq = ropeFrequencies(headDim, theta);
   const cos = new Float32Array(positionIds.length * headDim);
   const sin = new Float32Array(positionIds.length * headDim);
+  const first = new Map<bigint, number>(); // position -> first row holding it (rows repeat across a batch)
   for (let t = 0; t < positionIds.length; t++) {
-    const pos = Math.fround(Number(positionIds[t]!));
+    const position = positionIds[t]!;
+    const seen = first.get(position);
+    if (seen !== undefined) {
+      cos.copyWithin(t * headDim, seen * headDim, (seen + 1) * headDim);
+      sin.copyWithin(t * headDim, seen * headDim, (seen + 1) * headDim);
+      continue;
+    }
+    first.set(position, t);
+    const pos = Math.fround(Number(position));
     for (let i = 0; i < headDim; i++) {
       const angle = Math.fround(pos * invFreq[i]!);
       cos[t * headDim + i] = Math.cos(angle);
       sin[t * headDim + i] = Math.sin(angle);
     }
   }
-  return { cos, sin };
+  const signedSin = sin.slice();
+  for (let t = 0; t < positionIds.length; t++)
+    for (let i = 0; i < headDim / 2; i++) signedSin[t * headDim + i] = -sin[t * headDim + i]!;
+  return { cos, sin, signedSin };
 }
 
-/** x [B, N, S, D] rotated: x ⊙ cos + rotate_half(x) ⊙ sin, rotate_half(x) = cat(-x₂, x₁). */
-export function applyRope(g: GraphBuilder, x: string, cos: string, sin: string, headDim: number): string {
+/**
+ * x [B, N, S, D] rotated: x ⊙ cos + rotate_half(x) ⊙ sin, rotate_half(x) = cat(-x₂, x₁), computed as
+ * x ⊙ cos + cat(x₂, x₁) ⊙ signedSin with signedSin = cat(-sin₁, sin₂): the same bits ((-a)·b = a·(-b)
+ * exactly) without a Neg per layer.
+ */
+export function applyRope(
+  g: GraphBuilder,
+  x: string,
+  cos: string,
+  signedSin: string,
+  headDim: number,
+): string {
   const [x1, x2] = g.opN(
     'Split',
     [x, g.constI64([headDim / 2, headDim / 2])],
@@ -153,8 +222,8 @@ export function applyRope(g: GraphBuilder, x: string, cos: string, sin: string, 
     { axis: int(-1) },
     'rope_split',
   ) as [string, string];
-  const rotated = g.op('Concat', [g.op('Neg', [x2]), x1], { axis: int(-1) }, 'rotate_half');
-  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])], {}, 'rope');
+  const swapped = g.op('Concat', [x2, x1], { axis: int(-1) }, 'swap_halves');
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [swapped, signedSin])], {}, 'rope');
 }
 
 /** x [.., in] @ wT [in, out] (+ b). */
@@ -163,10 +232,17 @@ export function linear(g: GraphBuilder, x: string, weightT: string, bias?: strin
   return bias === undefined ? y : g.op('Add', [y, bias], {}, 'linear_bias');
 }
 
+/** A decoder block's KV cache inputs: the past key/value [P, B, KV, D] (position-major). */
+export interface PastValues {
+  readonly key: string;
+  readonly value: string;
+}
+
 /**
- * Grouped-query self-attention with a KV cache. x [B, S, H]; past key/value [B, KV, P, D];
- * returns the output [B, S, H] and the present key/value [B, KV, P+S, D]. Query heads h use KV head
- * h / G (G = heads / KV heads), so the G query heads of a KV head are folded into its rows.
+ * Grouped-query self-attention, with a KV cache when `past` is given. x [B, S, H]; returns the output
+ * [B, S, H] and, with a cache, the new tokens' key/value [S, B, KV, D] (position-major, so the runtime
+ * appends a step's entries in place). Query heads h use KV head h / G (G = heads / KV heads), so the
+ * G query heads of a KV head are folded into its rows.
  */
 export function attention(
   g: GraphBuilder,
@@ -174,9 +250,8 @@ export function attention(
   w: LayerWeightValues,
   arch: LlamaArchitecture,
   ctx: BlockContext,
-  pastKey: string,
-  pastValue: string,
-): { out: string; presentKey: string; presentValue: string } {
+  past?: PastValues,
+): { out: string; newKey?: string; newValue?: string } {
   const { numHeads: nh, numKvHeads: kv, headDim: d } = arch;
   const heads = (t: string, n: string): string =>
     g.op(
@@ -186,18 +261,15 @@ export function attention(
       `${n}_heads`,
     ); // [B, n, S, D]
   const { ropeCos: cos, ropeSin: sin } = ctx;
-  const [qLin, kLin, vLin] = g.opN(
-    'Split',
-    [linear(g, x, w.qkv!, w.qkvBias), g.constI64(fusedPartSizes(arch, 'qkv'))],
-    3,
-    { axis: int(-1) },
-    'qkv_split',
-  ) as [string, string, string];
-  const q = applyRope(g, heads(qLin, 'q'), cos, sin, d); // [B, NH, S, D]
-  const k = applyRope(g, heads(kLin, 'k'), cos, sin, d); // [B, KV, S, D]
-  const v = heads(vLin, 'v');
-  const presentKey = g.op('Concat', [pastKey, k], { axis: int(2) }, 'present_key'); // [B, KV, T, D]
-  const presentValue = g.op('Concat', [pastValue, v], { axis: int(2) }, 'present_value');
+  const q = applyRope(g, heads(linear(g, x, w.q!, w.qBias), 'q'), cos, sin, d); // [B, NH, S, D]
+  const k = applyRope(g, heads(linear(g, x, w.k!, w.kBias), 'k'), cos, sin, d); // [B, KV, S, D]
+  const v = heads(linear(g, x, w.v!, w.vBias), 'v');
+  const toHeadMajor = (t: string, n: string) => g.op('Transpose', [t], { perm: ints([1, 2, 0, 3]) }, n);
+  const toPositionMajor = (t: string, n: string) => g.op('Transpose', [t], { perm: ints([2, 0, 1, 3]) }, n);
+  const withPast = (pastT: string, t: string, n: string) =>
+    g.op('Concat', [toHeadMajor(pastT, `past_${n}`), t], { axis: int(2) }, `present_${n}`);
+  const presentKey = past ? withPast(past.key, k, 'key') : k; // [B, KV, T, D]
+  const presentValue = past ? withPast(past.value, v, 'value') : v;
   const qGrouped = g.op('Reshape', [q, g.constI64([0, kv, -1, d])], {}, 'q_grouped'); // [B, KV, G*S, D]
   const keyT = g.op('Transpose', [presentKey], { perm: ints([0, 1, 3, 2]) }, 'key_t'); // [B, KV, D, T]
   const scores = g.op(
@@ -230,20 +302,22 @@ export function attention(
     {},
     'context_merged',
   ); // [B, S, NH*D]
-  return { out: linear(g, merged, w.o!, w.oBias), presentKey, presentValue };
+  const out = linear(g, merged, w.o!, w.oBias);
+  if (!past) return { out };
+  return { out, newKey: toPositionMajor(k, 'new_key'), newValue: toPositionMajor(v, 'new_value') }; // [S, B, KV, D]
 }
 
-/** SwiGLU: down(silu(gate(x)) ⊙ up(x)), gate and up as one MatMul. */
-export function mlp(g: GraphBuilder, x: string, w: LayerWeightValues, arch: LlamaArchitecture): string {
-  const m = arch.intermediateSize;
-  const [gate, up] = g.opN(
-    'Split',
-    [linear(g, x, w.gateUp!, w.gateUpBias), g.constI64([m, m])],
-    2,
-    { axis: int(-1) },
-    'gate_up_split',
-  ) as [string, string];
-  const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])], {}, 'silu');
+/** SwiGLU: down(silu(gate(x)) ⊙ up(x)). */
+export function mlp(g: GraphBuilder, x: string, w: LayerWeightValues): string {
+  const gate = linear(g, x, w.gate!, w.gateBias);
+  const up = linear(g, x, w.up!, w.upBias);
+  // silu(x) = x / (1 + exp(-x)), the form PyTorch's CPU kernel rounds (x * sigmoid(x) differs in the last bit)
+  const silu = g.op(
+    'Div',
+    [gate, g.op('Add', [g.constF32([1], [], 'one'), g.op('Exp', [g.op('Neg', [gate])])])],
+    {},
+    'silu',
+  );
   return linear(g, g.op('Mul', [silu, up], {}, 'swiglu'), w.down!, w.downBias);
 }
 
@@ -254,26 +328,24 @@ export function decoderBlock(
   w: LayerWeightValues,
   arch: LlamaArchitecture,
   ctx: BlockContext,
-  pastKey: string,
-  pastValue: string,
-): { hidden: string; presentKey: string; presentValue: string } {
+  past?: PastValues,
+): { hidden: string; newKey?: string; newValue?: string } {
   const attn = attention(
     g,
-    rmsNorm(g, hidden, w.inputNorm!, arch.rmsNormEps),
+    rmsNorm(g, hidden, w.inputNorm!, arch.rmsNormEps, arch.hiddenSize),
     w,
     arch,
     ctx,
-    pastKey,
-    pastValue,
+    past,
   );
   const afterAttn = g.op('Add', [hidden, attn.out], {}, 'residual_attn');
   const out = g.op(
     'Add',
-    [afterAttn, mlp(g, rmsNorm(g, afterAttn, w.postNorm!, arch.rmsNormEps), w, arch)],
+    [afterAttn, mlp(g, rmsNorm(g, afterAttn, w.postNorm!, arch.rmsNormEps, arch.hiddenSize), w)],
     {},
     'residual_mlp',
   );
-  return { hidden: out, presentKey: attn.presentKey, presentValue: attn.presentValue };
+  return { ...attn, hidden: out };
 }
 
 /** hidden [B, S, H] -> logits [B, S, V]. */
@@ -283,8 +355,9 @@ export function finalNormHead(
   normWeight: string,
   headT: string,
   eps: number,
+  size: number,
 ): string {
-  return g.op('MatMul', [rmsNorm(g, hidden, normWeight, eps), headT], {}, 'lm_head');
+  return g.op('MatMul', [rmsNorm(g, hidden, normWeight, eps, size), headT], {}, 'lm_head');
 }
 
 // ---- graphs ----
@@ -295,7 +368,13 @@ export const HEAD_T = 'lm_head_t';
 export const ROPE_COS = 'rope_cos';
 export const ROPE_SIN = 'rope_sin';
 
-const kvDims = (arch: LlamaArchitecture, past: string) => ['batch', arch.numKvHeads, past, arch.headDim];
+/** KV cache entries are position-major: [positions, B, KV, D]. */
+const kvDims = (arch: LlamaArchitecture, positions: string) => [
+  positions,
+  'batch',
+  arch.numKvHeads,
+  arch.headDim,
+];
 
 function blockInputs(g: GraphBuilder, headDim: number): BlockContext {
   return {
@@ -316,20 +395,32 @@ export function buildEmbeddingGraph(arch: LlamaArchitecture): Uint8Array {
 
 /**
  * One decoder layer, weights as inputs named by their role: hidden, rope_cos, rope_sin, attention_bias,
- * past_key, past_value, then layerTensorSpecs(arch) -> hidden_out, present_key, present_value.
+ * past_key, past_value ([P, B, KV, D]), then layerTensorSpecs(arch) -> hidden_out, new_key, new_value
+ * ([S, B, KV, D]: the new tokens' entries, which the runtime appends to its cache). With
+ * `{ cache: false }` (scoring: no past, nothing kept) there are no past inputs and no new_* outputs.
  */
-export function buildDecoderLayerGraph(arch: LlamaArchitecture): Uint8Array {
+export function buildDecoderLayerGraph(
+  arch: LlamaArchitecture,
+  options: { cache?: boolean } = {},
+): Uint8Array {
   const g = new GraphBuilder('decoder_layer');
   const hidden = g.input('hidden', 'float32', ['batch', 'sequence', arch.hiddenSize]);
   const ctx = blockInputs(g, arch.headDim);
-  const pastKey = g.input('past_key', 'float32', kvDims(arch, 'past'));
-  const pastValue = g.input('past_value', 'float32', kvDims(arch, 'past'));
+  const past =
+    options.cache === false
+      ? undefined
+      : {
+          key: g.input('past_key', 'float32', kvDims(arch, 'past')),
+          value: g.input('past_value', 'float32', kvDims(arch, 'past')),
+        };
   const w: LayerWeightValues = {};
   for (const spec of layerTensorSpecs(arch)) w[spec.role] = g.input(spec.role, 'float32', spec.dims);
-  const out = decoderBlock(g, hidden, w, arch, ctx, pastKey, pastValue);
+  const out = decoderBlock(g, hidden, w, arch, ctx, past);
   g.output(out.hidden, 'hidden_out', 'float32', ['batch', 'sequence', arch.hiddenSize]);
-  g.output(out.presentKey, 'present_key', 'float32', kvDims(arch, 'total'));
-  g.output(out.presentValue, 'present_value', 'float32', kvDims(arch, 'total'));
+  if (out.newKey !== undefined && out.newValue !== undefined) {
+    g.output(out.newKey, 'new_key', 'float32', kvDims(arch, 'sequence'));
+    g.output(out.newValue, 'new_value', 'float32', kvDims(arch, 'sequence'));
+  }
   return g.encode();
 }
 
@@ -339,7 +430,7 @@ export function buildHeadGraph(arch: LlamaArchitecture): Uint8Array {
   const hidden = g.input('hidden', 'float32', ['batch', 'sequence', arch.hiddenSize]);
   const norm = g.input(FINAL_NORM, 'float32', [arch.hiddenSize]);
   const head = g.input(HEAD_T, 'float32', [arch.hiddenSize, arch.vocabSize]);
-  g.output(finalNormHead(g, hidden, norm, head, arch.rmsNormEps), 'logits', 'float32', [
+  g.output(finalNormHead(g, hidden, norm, head, arch.rmsNormEps, arch.hiddenSize), 'logits', 'float32', [
     'batch',
     'sequence',
     arch.vocabSize,
@@ -357,7 +448,8 @@ export interface ModelWeights {
 
 /**
  * The whole model of one checkpoint, weights as initializers: input_ids, rope_cos, rope_sin,
- * attention_bias, past_key_<l>, past_value_<l> -> logits, present_key_<l>, present_value_<l>.
+ * attention_bias, past_key_<l>, past_value_<l> -> logits, new_key_<l>, new_value_<l> (layouts as in
+ * buildDecoderLayerGraph).
  */
 export function buildMonolithicGraph(arch: LlamaArchitecture, weights: ModelWeights): Uint8Array {
   const g = new GraphBuilder('llama');
@@ -370,15 +462,17 @@ export function buildMonolithicGraph(arch: LlamaArchitecture, weights: ModelWeig
   );
   const specs = layerTensorSpecs(arch);
   for (let l = 0; l < arch.numLayers; l++) {
-    const pastKey = g.input(`past_key_${l}`, 'float32', kvDims(arch, 'past'));
-    const pastValue = g.input(`past_value_${l}`, 'float32', kvDims(arch, 'past'));
+    const past = {
+      key: g.input(`past_key_${l}`, 'float32', kvDims(arch, 'past')),
+      value: g.input(`past_value_${l}`, 'float32', kvDims(arch, 'past')),
+    };
     const w: LayerWeightValues = {};
     for (const spec of specs)
       w[spec.role] = g.initializer(`layers.${l}.${spec.role}`, weights.layers[l]![spec.role]!, spec.dims);
-    const out = decoderBlock(g, hidden, w, arch, ctx, pastKey, pastValue);
+    const out = decoderBlock(g, hidden, w, arch, ctx, past);
     hidden = out.hidden;
-    g.output(out.presentKey, `present_key_${l}`, 'float32', kvDims(arch, 'total'));
-    g.output(out.presentValue, `present_value_${l}`, 'float32', kvDims(arch, 'total'));
+    g.output(out.newKey!, `new_key_${l}`, 'float32', kvDims(arch, 'sequence'));
+    g.output(out.newValue!, `new_value_${l}`, 'float32', kvDims(arch, 'sequence'));
   }
   const logits = finalNormHead(
     g,
@@ -386,6 +480,7 @@ export function buildMonolithicGraph(arch: LlamaArchitecture, weights: ModelWeig
     g.initializer(FINAL_NORM, weights.norm, [arch.hiddenSize]),
     g.initializer(HEAD_T, weights.headT, [arch.hiddenSize, arch.vocabSize]),
     arch.rmsNormEps,
+    arch.hiddenSize,
   );
   g.output(logits, 'logits', 'float32', ['batch', 'sequence', arch.vocabSize]);
   return g.encode();

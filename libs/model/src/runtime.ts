@@ -7,6 +7,7 @@ import { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { CausalLM, ForwardBatch, KvCache } from './causal-lm.js';
 import { layerGraphKey, type LlamaArchitecture } from './config.js';
 import { DeviceUnavailableError } from './errors.js';
+import { LayerKvCache } from './kv-cache.js';
 import { validatePath, type Affine, type InferencePath } from './inference-path.js';
 import {
   buildDecoderLayerGraph,
@@ -139,9 +140,12 @@ class RopeFeeds {
     let feeds = this.tables.get(key);
     if (feeds === undefined) {
       const { batch, seq, positionIds } = this.batch;
-      const { cos, sin } = ropeTables(positionIds, arch.headDim, arch.ropeTheta);
+      const { cos, signedSin } = ropeTables(positionIds, arch.headDim, arch.ropeTheta);
       const dims = [batch, 1, seq, arch.headDim];
-      feeds = { [ROPE_COS]: new Tensor('float32', cos, dims), [ROPE_SIN]: new Tensor('float32', sin, dims) };
+      feeds = {
+        [ROPE_COS]: new Tensor('float32', cos, dims),
+        [ROPE_SIN]: new Tensor('float32', signedSin, dims),
+      };
       this.tables.set(key, feeds);
     }
     return feeds;
@@ -149,7 +153,28 @@ class RopeFeeds {
 }
 
 const emptyKv = (arch: LlamaArchitecture, batch: number) =>
-  new Tensor('float32', new Float32Array(0), [batch, arch.numKvHeads, 0, arch.headDim]);
+  new LayerKvCache(batch, arch.numKvHeads, arch.headDim);
+
+/**
+ * Runs `session` computing only the output `name` (no other output is copied out). Taken by position:
+ * onnxruntime-node 1.23 returns a single fetched output under the name of the graph's first output.
+ */
+async function runFor(
+  session: InferenceSession,
+  feeds: InferenceSession.FeedsType,
+  name: string,
+): Promise<Tensor> {
+  const values = Object.values(await session.run(feeds, [name]));
+  return values[0] as Tensor;
+}
+
+/** Appends a run's new_key / new_value outputs ([S, B, KV, D]) to the layer's cache. */
+function appendKv(cache: LayerKvCache, out: InferenceSession.OnnxValueMapType, suffix = ''): void {
+  cache.append(
+    out[`new_key${suffix}`]!.data as Float32Array,
+    out[`new_value${suffix}`]!.data as Float32Array,
+  );
+}
 
 /** An inference path over several checkpoints: embedding and head of the head source, layers from anywhere. */
 export class PathModel implements CausalLM {
@@ -168,11 +193,12 @@ export class PathModel implements CausalLM {
   }
 
   emptyCache(batch: number): KvCache {
-    return this.steps.map((s) => ({ key: emptyKv(s.arch, batch), value: emptyKv(s.arch, batch) }));
+    return this.steps.map((s) => emptyKv(s.arch, batch));
   }
 
   async forward(input: ForwardBatch, cache: KvCache): Promise<{ logits: Float32Array; cache: KvCache }> {
     const { runtime, headArch } = this;
+    const keep = input.keepCache !== false;
     const head = await runtime.weights.head(this.headDir);
     const embed = await runtime.session(`embedding/${headArch.vocabSize}/${headArch.hiddenSize}`, () =>
       buildEmbeddingGraph(headArch),
@@ -185,24 +211,34 @@ export class PathModel implements CausalLM {
     )['hidden']!;
     const bias = attentionBiasFeed(input);
     const rope = new RopeFeeds(input);
-    const next: { key: Tensor; value: Tensor }[] = [];
     for (let i = 0; i < this.steps.length; i++) {
       const step = this.steps[i]!;
+      // no past and nothing to keep (scoring): the layer graph without cache inputs and outputs
+      const cached = keep || cache[i]!.length > 0;
+      const key = `${cached ? 'layer' : 'layer-no-cache'}/${layerGraphKey(step.arch)}`;
       const [session, weights] = await Promise.all([
-        runtime.session(`layer/${layerGraphKey(step.arch)}`, () => buildDecoderLayerGraph(step.arch)),
+        runtime.session(key, () => buildDecoderLayerGraph(step.arch, { cache: cached })),
         runtime.weights.layer(step.dir, step.layer),
       ]);
       if (step.affine) hidden = applyAffine(hidden, step.affine);
-      const out = await session.run({
+      const feeds: Record<string, Tensor> = {
         hidden,
         ...bias,
         ...rope.for(step.arch),
-        past_key: cache[i]!.key,
-        past_value: cache[i]!.value,
         ...layerFeeds(step.arch, weights),
-      });
-      hidden = out['hidden_out']!;
-      next.push({ key: out['present_key']!, value: out['present_value']! });
+      };
+      if (cached) {
+        const past = cache[i]!.past();
+        feeds['past_key'] = past.key;
+        feeds['past_value'] = past.value;
+      }
+      if (keep) {
+        const out = await session.run(feeds);
+        hidden = out['hidden_out']!;
+        appendKv(cache[i]!, out);
+      } else {
+        hidden = await runFor(session, feeds, 'hidden_out');
+      }
     }
     const headSession = await runtime.session(
       `head/${headArch.hiddenSize}/${headArch.vocabSize}/${headArch.rmsNormEps}`,
@@ -211,7 +247,7 @@ export class PathModel implements CausalLM {
     const logits = (await headSession.run({ hidden, [FINAL_NORM]: head.norm, [HEAD_T]: head.headT }))[
       'logits'
     ]!;
-    return { logits: logits.data as Float32Array, cache: next };
+    return { logits: logits.data as Float32Array, cache };
   }
 }
 
@@ -244,10 +280,7 @@ export class MonolithicModel implements CausalLM {
   }
 
   emptyCache(batch: number): KvCache {
-    return Array.from({ length: this.arch.numLayers }, () => ({
-      key: emptyKv(this.arch, batch),
-      value: emptyKv(this.arch, batch),
-    }));
+    return Array.from({ length: this.arch.numLayers }, () => emptyKv(this.arch, batch));
   }
 
   async forward(input: ForwardBatch, cache: KvCache): Promise<{ logits: Float32Array; cache: KvCache }> {
@@ -257,14 +290,15 @@ export class MonolithicModel implements CausalLM {
       ...new RopeFeeds(input).for(this.arch),
     };
     cache.forEach((kv, l) => {
-      feeds[`past_key_${l}`] = kv.key;
-      feeds[`past_value_${l}`] = kv.value;
+      const past = kv.past();
+      feeds[`past_key_${l}`] = past.key;
+      feeds[`past_value_${l}`] = past.value;
     });
+    if (input.keepCache === false)
+      return { logits: (await runFor(this.session, feeds, 'logits')).data as Float32Array, cache };
     const out = await this.session.run(feeds);
-    return {
-      logits: out['logits']!.data as Float32Array,
-      cache: cache.map((_, l) => ({ key: out[`present_key_${l}`]!, value: out[`present_value_${l}`]! })),
-    };
+    cache.forEach((kv, l) => appendKv(kv, out, `_${l}`));
+    return { logits: out['logits']!.data as Float32Array, cache };
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import { Checkpoint } from '@hm3/tensor';
 import { Tensor } from 'onnxruntime-node';
 import { readModelConfig, type LlamaArchitecture } from './config.js';
 import { InvalidModelConfigError } from './errors.js';
-import { fusedPartSizes, layerTensorSpecs, type LayerRole } from './llama-graph.js';
+import { layerTensorSpecs, type LayerRole } from './llama-graph.js';
 
 export interface ModelSource {
   readonly dir: string;
@@ -50,19 +50,13 @@ export class WeightStore {
       const { arch, checkpoint } = await this.source(dir);
       const out: Partial<Record<LayerRole, Tensor>> = {};
       for (const spec of layerTensorSpecs(arch)) {
-        const parts = fusedPartSizes(arch, spec.role);
-        const rows = spec.dims.length === 2 ? spec.dims[0]! : 1;
-        const converted = await Promise.all(
-          spec.hfNames.map((name, i) =>
-            readConverted(
-              checkpoint,
-              `model.layers.${layer}.${name}`,
-              rows === 1 ? [parts[i]!] : [rows, parts[i]!],
-              spec.transpose,
-            ),
-          ),
+        const values = await readConverted(
+          checkpoint,
+          `model.layers.${layer}.${spec.hfName}`,
+          spec.dims,
+          spec.transpose,
         );
-        out[spec.role] = new Tensor('float32', concatColumns(converted, rows, parts), [...spec.dims]);
+        out[spec.role] = new Tensor('float32', values, [...spec.dims]);
       }
       this.loads.layers++;
       return out;
@@ -121,25 +115,6 @@ async function readConverted(
   }
   const values = await checkpoint.readFloats(name, 'F32');
   return transposed ? transpose(values, stored[0]!, stored[1]!) : values;
-}
-
-/** Concatenates [rows, cols_i] matrices along the columns (a single part is returned as is). */
-export function concatColumns(
-  parts: readonly Float32Array[],
-  rows: number,
-  cols: readonly number[],
-): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const width = cols.reduce((a, b) => a + b, 0);
-  const out = new Float32Array(rows * width);
-  for (let r = 0; r < rows; r++) {
-    let offset = r * width;
-    parts.forEach((p, i) => {
-      out.set(p.subarray(r * cols[i]!, (r + 1) * cols[i]!), offset);
-      offset += cols[i]!;
-    });
-  }
-  return out;
 }
 
 /** [rows, cols] -> [cols, rows], blocked for cache locality. */

@@ -3,6 +3,9 @@
  * runner on the model's own path) against transformers (PyTorch fp32, CPU) in the same run, same
  * machine, same threads, same prompts: greedy generation (KV cache) and teacher-forced scoring, at
  * batch 1 and 32. Model: the zoo base (tools/fixtures/zoo/base), or --model DIR.
+ * Each run is timed in wall-clock seconds (the tok/s of the table and of the exit status) and in CPU
+ * seconds of the process (all its threads), which a machine loaded by other work disturbs far less;
+ * the load average before and after goes into the results.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,10 +35,18 @@ interface RuntimeBenchConfig {
   torch: boolean;
 }
 
+interface Throughput {
+  generateTokensPerS: number;
+  scoreTokensPerS: number;
+  /** tokens per CPU second of the process */
+  generateTokensPerCpuS: number;
+  scoreTokensPerCpuS: number;
+}
+
 interface CaseResult {
   batch: number;
-  ours: { generateTokensPerS: number; scoreTokensPerS: number };
-  torch?: { generateTokensPerS: number; scoreTokensPerS: number };
+  ours: Throughput;
+  torch?: Throughput;
 }
 
 function parseRuntimeArgs(args: readonly string[]): RuntimeBenchConfig {
@@ -79,19 +90,23 @@ function prompts(count: number, length: number, vocab: number, seed: number): nu
   );
 }
 
-async function median(repeats: number, fn: () => Promise<unknown>): Promise<number> {
+const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Median wall-clock and CPU seconds of `repeats` runs after a warm-up. */
+async function median(repeats: number, fn: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
   await fn(); // warm-up
-  const runs: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const t = performance.now();
+    const c = process.cpuUsage();
     await fn();
-    runs.push((performance.now() - t) / 1000);
+    const used = process.cpuUsage(c);
+    wall.push((performance.now() - t) / 1000);
+    cpu.push((used.user + used.system) / 1e6);
   }
-  runs.sort((a, b) => a - b);
-  return runs[Math.floor(runs.length / 2)]!;
+  return { wall: mid(wall), cpu: mid(cpu) };
 }
-
-const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function runRuntimeBench(
   config: RuntimeBenchConfig,
@@ -103,7 +118,17 @@ export async function runRuntimeBench(
     prompts: prompts(batch, config.promptLength, arch.vocabSize, 100 + i),
   }));
   let torchOut:
-    { torch: string; cases: { batch: number; generate_s: number[]; score_s: number[] }[] } | undefined;
+    | {
+        torch: string;
+        cases: {
+          batch: number;
+          generate_s: number[];
+          score_s: number[];
+          generate_cpu_s: number[];
+          score_cpu_s: number[];
+        }[];
+      }
+    | undefined;
   if (config.torch) {
     log('running PyTorch (transformers) ...');
     const work = mkdtempSync(join(os.tmpdir(), 'hm3-runtime-bench-'));
@@ -148,18 +173,21 @@ export async function runRuntimeBench(
       );
       const score = await median(config.repeats, () => sequenceLogits(model, c.prompts, c.batch));
       const t = torchOut?.cases.find((x) => x.batch === c.batch);
+      const throughput = (g: { wall: number; cpu: number }, s: { wall: number; cpu: number }) => ({
+        generateTokensPerS: (c.batch * config.newTokens) / g.wall,
+        scoreTokensPerS: (c.batch * config.promptLength) / s.wall,
+        generateTokensPerCpuS: (c.batch * config.newTokens) / g.cpu,
+        scoreTokensPerCpuS: (c.batch * config.promptLength) / s.cpu,
+      });
       results.push({
         batch: c.batch,
-        ours: {
-          generateTokensPerS: (c.batch * config.newTokens) / gen,
-          scoreTokensPerS: (c.batch * config.promptLength) / score,
-        },
+        ours: throughput(gen, score),
         ...(t
           ? {
-              torch: {
-                generateTokensPerS: (c.batch * config.newTokens) / mid(t.generate_s),
-                scoreTokensPerS: (c.batch * config.promptLength) / mid(t.score_s),
-              },
+              torch: throughput(
+                { wall: mid(t.generate_s), cpu: mid(t.generate_cpu_s) },
+                { wall: mid(t.score_s), cpu: mid(t.score_cpu_s) },
+              ),
             }
           : {}),
       });
@@ -173,12 +201,12 @@ export async function runRuntimeBench(
 function formatTable(config: RuntimeBenchConfig, cases: CaseResult[]): string {
   const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(0));
   const lines = [
-    '| batch | generate ours tok/s | generate PyTorch tok/s | score ours tok/s | score PyTorch tok/s |',
-    '|---|---|---|---|---|',
+    '| batch | generate ours tok/s | generate PyTorch tok/s | score ours tok/s | score PyTorch tok/s | per CPU second: generate ours / PyTorch | score ours / PyTorch |',
+    '|---|---|---|---|---|---|---|',
   ];
   for (const c of cases)
     lines.push(
-      `| ${c.batch} | ${f(c.ours.generateTokensPerS)} | ${f(c.torch?.generateTokensPerS)} | ${f(c.ours.scoreTokensPerS)} | ${f(c.torch?.scoreTokensPerS)} |`,
+      `| ${c.batch} | ${f(c.ours.generateTokensPerS)} | ${f(c.torch?.generateTokensPerS)} | ${f(c.ours.scoreTokensPerS)} | ${f(c.torch?.scoreTokensPerS)} | ${f(c.ours.generateTokensPerCpuS)} / ${f(c.torch?.generateTokensPerCpuS)} | ${f(c.ours.scoreTokensPerCpuS)} / ${f(c.torch?.scoreTokensPerCpuS)} |`,
     );
   lines.push(
     '',
@@ -191,9 +219,15 @@ function formatTable(config: RuntimeBenchConfig, cases: CaseResult[]): string {
 export async function runtimeBenchCommand(args: readonly string[]): Promise<number> {
   const config = parseRuntimeArgs(args);
   const started = new Date();
+  const loadBefore = os.loadavg();
   const result = await runRuntimeBench(config);
+  const loadAfter = os.loadavg();
   console.log(`\n@hm3/model vs transformers on ${config.model}\n`);
   console.log(formatTable(config, result.cases));
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
+  console.log(
+    `load average (1/5/15 min) before ${load(loadBefore)}, after ${load(loadAfter)} on ${os.availableParallelism()} CPUs`,
+  );
   const resultsDir = join(here, '../results');
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `runtime-${started.toISOString().slice(0, 10)}-t${config.threads}.json`);
@@ -204,6 +238,7 @@ export async function runtimeBenchCommand(args: readonly string[]): Promise<numb
         startedAt: started.toISOString(),
         node: process.version,
         cpus: os.cpus()[0]?.model,
+        loadAverage: { before: loadBefore, after: loadAfter },
         config,
         ...result,
       },

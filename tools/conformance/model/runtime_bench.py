@@ -2,9 +2,11 @@
 
   runtime_bench.py SPEC OUT   SPEC = {"model": dir, "threads": n, "repeats": r, "new_tokens": n,
                               "cases": [{"batch": b, "prompts": [[id]]}]}
-                              OUT  = {"cases": [{"batch", "generate_s": [..], "score_s": [..]}]}
+                              OUT  = {"cases": [{"batch", "generate_s": [..], "score_s": [..],
+                                                 "generate_cpu_s": [..], "score_cpu_s": [..]}]}
 Greedy generation: model.generate (KV cache, exactly new_tokens tokens). Scoring: one teacher-forced
-forward pass over the (equal-length) prompts. One warm-up run of each, then `repeats` timed runs.
+forward pass over the (equal-length) prompts. One warm-up run of each, then `repeats` timed runs, each
+timed in wall-clock seconds and in CPU seconds of this process (time.process_time: all its threads).
 """
 import json
 import sys
@@ -34,12 +36,14 @@ def main(spec_file, out_file):
         timings = {}
         for name, fn in (("generate_s", generate), ("score_s", score)):
             fn()
-            runs = []
+            runs, cpu = [], []
             for _ in range(spec["repeats"]):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 fn()
                 runs.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
             timings[name] = runs
+            timings[name.replace("_s", "_cpu_s")] = cpu
         out["cases"].append({"batch": case["batch"], **timings})
     json.dump(out, open(out_file, "w"))
 
