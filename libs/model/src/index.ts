@@ -40,7 +40,20 @@ export {
   type Device,
   type RuntimeOptions,
 } from './runtime.js';
-export { WeightStore, type ModelSource } from './weights.js';
+export {
+  WeightStore,
+  type ModelSource,
+  type WeightStoreOptions,
+  type LayerTensors,
+  type HeadTensors,
+} from './weights.js';
+export {
+  defaultWeightCacheBytes,
+  checkWeightCacheBytes,
+  DEFAULT_WEIGHT_CACHE_FRACTION,
+  type Pinned,
+  type CacheEntryInfo,
+} from './weight-cache.js';
 export {
   sequenceLogits,
   loglikelihood,

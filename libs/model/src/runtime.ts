@@ -1,7 +1,8 @@
 /**
  * The model runtime on onnxruntime-node: one session per graph shape (embedding, decoder layer, head)
- * shared by every path, weights fed as inputs from the shared WeightStore; and the monolithic graph
- * of a single checkpoint, the reference the path runner is held to.
+ * shared by every path, weights fed as inputs from the shared WeightStore (a byte-budgeted LRU cache:
+ * `weightCacheBytes`); and the monolithic graph of a single checkpoint, the reference the path runner
+ * is held to.
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { CausalLM, ForwardBatch, KvCache } from './causal-lm.js';
@@ -23,7 +24,8 @@ import {
   ropeTables,
   type LayerRole,
 } from './llama-graph.js';
-import { WeightStore, type LayerTensors } from './weights.js';
+import type { Pinned } from './weight-cache.js';
+import { WeightStore, type HeadTensors, type LayerTensors } from './weights.js';
 
 export type Device = 'cpu' | 'cuda';
 
@@ -32,16 +34,26 @@ export interface RuntimeOptions {
   readonly device?: Device;
   /** Threads per operator; default: onnxruntime's (the machine's cores). */
   readonly intraOpThreads?: number;
+  /**
+   * Bytes of converted (float32) weights the runtime keeps between forward passes, least recently
+   * used evicted first; default a quarter of the process's memory (`defaultWeightCacheBytes`),
+   * Infinity: never evict. What a pass in progress uses is never evicted, and a layer larger than
+   * the budget still runs (loaded for the pass, not kept); see WeightStore.
+   */
+  readonly weightCacheBytes?: number;
 }
 
 export class ModelRuntime {
-  readonly weights = new WeightStore();
+  readonly weights: WeightStore;
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
   private readonly options: InferenceSession.SessionOptions;
   readonly device: Device;
 
   constructor(options: RuntimeOptions = {}) {
     this.device = options.device ?? 'cpu';
+    this.weights = new WeightStore(
+      options.weightCacheBytes === undefined ? {} : { maxBytes: options.weightCacheBytes },
+    );
     this.options = {
       executionProviders: [this.device],
       graphOptimizationLevel: 'all',
@@ -57,7 +69,7 @@ export class ModelRuntime {
       sources.map((s) => s.arch),
     );
     const headArch = sources[head]!.arch;
-    const steps = path.steps.map((s) => ({
+    const resolved = path.steps.map((s) => ({
       dir: sources[s.poolIndex]!.dir,
       layer: s.layerIndex,
       arch: sources[s.poolIndex]!.arch,
@@ -66,28 +78,43 @@ export class ModelRuntime {
           ? undefined
           : { scale: Float32Array.from(s.affine.scale), shift: Float32Array.from(s.affine.shift) },
     }));
+    const steps = resolved.map((s, i) => ({
+      ...s,
+      lastUse: !resolved.some((t, j) => j > i && t.dir === s.dir && t.layer === s.layer),
+    }));
     return new PathModel(this, sources[head]!.dir, headArch, steps);
   }
 
   /** The monolithic whole-model graph of the checkpoint in `dir` (weights embedded as initializers). */
   async monolithic(dir: string): Promise<MonolithicModel> {
     const { arch } = await this.weights.source(dir);
-    const head = await this.weights.head(dir);
-    const layers = await Promise.all(
-      Array.from({ length: arch.numLayers }, (_, l) => this.weights.layer(dir, l)),
-    );
-    const data = (t: Tensor | undefined) => t!.data as Float32Array;
-    const bytes = buildMonolithicGraph(arch, {
-      embedTokens: data(head.embedTokens),
-      norm: data(head.norm),
-      headT: data(head.headT),
-      layers: layers.map(
-        (l) =>
-          Object.fromEntries(Object.entries(l).map(([role, t]) => [role, data(t)])) as Partial<
-            Record<LayerRole, Float32Array>
-          >,
-      ),
-    });
+    // every weight pinned while the graph is built (sequentially: a failed read leaves no pin behind)
+    const pins: Pinned<unknown>[] = [];
+    let bytes: Uint8Array;
+    try {
+      const head = await this.weights.acquireHead(dir);
+      pins.push(head);
+      const layers: LayerTensors[] = [];
+      for (let l = 0; l < arch.numLayers; l++) {
+        const layer = await this.weights.acquireLayer(dir, l);
+        pins.push(layer);
+        layers.push(layer.value);
+      }
+      const data = (t: Tensor | undefined) => t!.data as Float32Array;
+      bytes = buildMonolithicGraph(arch, {
+        embedTokens: data(head.value.embedTokens),
+        norm: data(head.value.norm),
+        headT: data(head.value.headT),
+        layers: layers.map(
+          (l) =>
+            Object.fromEntries(Object.entries(l).map(([role, t]) => [role, data(t)])) as Partial<
+              Record<LayerRole, Float32Array>
+            >,
+        ),
+      });
+    } finally {
+      for (const p of pins) p.release();
+    }
     return new MonolithicModel(arch, await this.create(bytes));
   }
 
@@ -124,6 +151,8 @@ interface ResolvedStep {
   readonly layer: number;
   readonly arch: LlamaArchitecture;
   readonly affine: { readonly scale: Float32Array; readonly shift: Float32Array } | undefined;
+  /** No later step of the path runs this (model, layer): its pin is released after this step. */
+  readonly lastUse: boolean;
 }
 
 const attentionBiasFeed = (b: ForwardBatch) => ({
@@ -197,9 +226,26 @@ export class PathModel implements CausalLM {
   }
 
   async forward(input: ForwardBatch, cache: KvCache): Promise<{ logits: Float32Array; cache: KvCache }> {
-    const { runtime, headArch } = this;
     const keep = input.keepCache !== false;
-    const head = await runtime.weights.head(this.headDir);
+    // Pinned for this pass: the head until the logits, each layer until its last step in the path.
+    const headPin = await this.runtime.weights.acquireHead(this.headDir);
+    const layerPins = new Map<string, Pinned<LayerTensors>>();
+    try {
+      return await this.run(input, cache, keep, headPin.value, layerPins);
+    } finally {
+      headPin.release();
+      for (const p of layerPins.values()) p.release();
+    }
+  }
+
+  private async run(
+    input: ForwardBatch,
+    cache: KvCache,
+    keep: boolean,
+    head: HeadTensors,
+    layerPins: Map<string, Pinned<LayerTensors>>,
+  ): Promise<{ logits: Float32Array; cache: KvCache }> {
+    const { runtime, headArch } = this;
     const embed = await runtime.session(`embedding/${headArch.vocabSize}/${headArch.hiddenSize}`, () =>
       buildEmbeddingGraph(headArch),
     );
@@ -216,10 +262,14 @@ export class PathModel implements CausalLM {
       // no past and nothing to keep (scoring): the layer graph without cache inputs and outputs
       const cached = keep || cache[i]!.length > 0;
       const key = `${cached ? 'layer' : 'layer-no-cache'}/${layerGraphKey(step.arch)}`;
-      const [session, weights] = await Promise.all([
-        runtime.session(key, () => buildDecoderLayerGraph(step.arch, { cache: cached })),
-        runtime.weights.layer(step.dir, step.layer),
-      ]);
+      const weightKey = `${step.dir}#${step.layer}`;
+      let pinned = layerPins.get(weightKey);
+      if (pinned === undefined) {
+        pinned = await runtime.weights.acquireLayer(step.dir, step.layer);
+        layerPins.set(weightKey, pinned);
+      }
+      const session = await runtime.session(key, () => buildDecoderLayerGraph(step.arch, { cache: cached }));
+      const weights = pinned.value;
       if (step.affine) hidden = applyAffine(hidden, step.affine);
       const feeds: Record<string, Tensor> = {
         hidden,
@@ -238,6 +288,10 @@ export class PathModel implements CausalLM {
         appendKv(cache[i]!, out);
       } else {
         hidden = await runFor(session, feeds, 'hidden_out');
+      }
+      if (step.lastUse) {
+        layerPins.delete(weightKey);
+        pinned.release();
       }
     }
     const headSession = await runtime.session(

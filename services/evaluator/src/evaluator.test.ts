@@ -24,7 +24,7 @@ const request = (candidateId: string): EvaluationRequest => ({
 });
 
 describe('the Evaluator core', () => {
-  it('keeps the records beside the score, and renews its runtime past maxCachedModels', async () => {
+  it('keeps the records beside the score, and scores the same with a weight cache that evicts', async () => {
     const store = createInMemoryStore();
     await store.start();
     const artifacts = new LocalArtifactStore(path.join(dir, 'a'));
@@ -34,7 +34,7 @@ describe('the Evaluator core', () => {
       modelsRoot: zooRoot,
       datasetRoots: [],
       intraOpThreads: 1,
-      maxCachedModels: 1,
+      weightCacheBytes: 64 * 1024, // below one zoo layer: nothing kept between passes
     });
     try {
       const first = await core.evaluate(request('c1'));
@@ -45,7 +45,7 @@ describe('the Evaluator core', () => {
         reused: false,
       });
       expect(await artifacts.has(first.scores[0]!.recordsArtifactId!)).toBe(true);
-      // A second candidate after the runtime was renewed: the same model, the same score.
+      // A second candidate, every layer read again: the same model, the same score.
       const second = await core.evaluate(request('c2'));
       expect(second.scores[0]!.value).toBe(first.scores[0]!.value);
       const again = await core.evaluate(request('c1'));
@@ -57,6 +57,14 @@ describe('the Evaluator core', () => {
     } finally {
       await core.close();
     }
+  });
+
+  it('refuses a negative weight-cache budget before any model is touched', () => {
+    const store = createInMemoryStore();
+    const artifacts = new LocalArtifactStore(path.join(dir, 'c'));
+    expect(
+      () => new Evaluator({ store, artifacts, modelsRoot: zooRoot, datasetRoots: [], weightCacheBytes: -1 }),
+    ).toThrow(/weightCacheBytes/);
   });
 
   it('scores all the same when the artifact store refuses the records, and says so', async () => {

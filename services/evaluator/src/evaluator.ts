@@ -19,6 +19,7 @@ import {
   type TaskDefinition,
 } from '@hm3/evaluation';
 import {
+  checkWeightCacheBytes,
   loadTokenizer,
   ModelRuntime,
   ownPath,
@@ -99,8 +100,11 @@ export interface EvaluatorOptions {
   readonly intraOpThreads?: number;
   readonly batchSize?: number;
   readonly tasks?: readonly TaskDefinition[];
-  /** The runtime is renewed (its cached weights dropped) once this many models were loaded; default 8. */
-  readonly maxCachedModels?: number;
+  /**
+   * Bytes of converted model weights each device's runtime keeps between evaluations, least recently
+   * used evicted first (ModelRuntime's `weightCacheBytes`); default a quarter of the process's memory.
+   */
+  readonly weightCacheBytes?: number;
   /** Keep per-example records in the artifact store (default true). */
   readonly keepRecords?: boolean;
   /** Called once per objective scored (computed or read from the store), with its seconds. */
@@ -123,49 +127,31 @@ export function recordsArtifactId(
   return `eval-records-${h}`;
 }
 
-/** One runtime per device, renewed between evaluations once it holds too many models' weights. */
+/** One runtime per device for the evaluator's life; its weight cache is bounded by `weightCacheBytes`. */
 class RuntimePool {
-  private readonly runtimes = new Map<
-    Device,
-    { runtime: ModelRuntime; users: number; models: Set<string> }
-  >();
+  private readonly runtimes = new Map<Device, ModelRuntime>();
   constructor(
     private readonly intraOpThreads: number | undefined,
-    private readonly maxModels: number,
+    private readonly weightCacheBytes: number | undefined,
   ) {}
 
-  acquire(device: Device, dirs: readonly string[]): { runtime: ModelRuntime; release: () => Promise<void> } {
-    let entry = this.runtimes.get(device);
-    if (!entry) {
-      entry = {
-        runtime: new ModelRuntime({
-          device,
-          ...(this.intraOpThreads === undefined ? {} : { intraOpThreads: this.intraOpThreads }),
-        }),
-        users: 0,
-        models: new Set(),
-      };
-      this.runtimes.set(device, entry);
+  get(device: Device): ModelRuntime {
+    let runtime = this.runtimes.get(device);
+    if (!runtime) {
+      runtime = new ModelRuntime({
+        device,
+        ...(this.intraOpThreads === undefined ? {} : { intraOpThreads: this.intraOpThreads }),
+        ...(this.weightCacheBytes === undefined ? {} : { weightCacheBytes: this.weightCacheBytes }),
+      });
+      this.runtimes.set(device, runtime);
     }
-    const held = entry;
-    held.users++;
-    for (const d of dirs) held.models.add(d);
-    return {
-      runtime: held.runtime,
-      release: async () => {
-        held.users--;
-        if (held.users === 0 && held.models.size >= this.maxModels && this.runtimes.get(device) === held) {
-          this.runtimes.delete(device);
-          await held.runtime.close();
-        }
-      },
-    };
+    return runtime;
   }
 
   async close(): Promise<void> {
     const all = [...this.runtimes.values()];
     this.runtimes.clear();
-    await Promise.all(all.map((e) => e.runtime.close()));
+    await Promise.all(all.map((r) => r.close()));
   }
 }
 
@@ -174,8 +160,9 @@ export class Evaluator {
   private readonly pool: RuntimePool;
 
   constructor(private readonly options: EvaluatorOptions) {
+    if (options.weightCacheBytes !== undefined) checkWeightCacheBytes(options.weightCacheBytes, 'weightCacheBytes');
     this.tasks = options.tasks ?? BUILTIN_TASKS;
-    this.pool = new RuntimePool(options.intraOpThreads, options.maxCachedModels ?? 8);
+    this.pool = new RuntimePool(options.intraOpThreads, options.weightCacheBytes);
   }
 
   listTasks(): readonly TaskDefinition[] {
@@ -267,17 +254,15 @@ export class Evaluator {
       models: this.options.store.models,
     };
     const held: ResolvedModel[] = [];
-    let release: (() => Promise<void>) | undefined;
+    const runtime = this.pool.get(device);
     try {
       if (target.kind === 'model') {
         const resolved = await resolveModel(target.model, resolver, 'model');
         held.push(resolved);
         const arch = await readModelConfig(resolved.dir);
         const tokenizer = await loadTokenizer(resolved.dir);
-        const acquired = this.pool.acquire(device, [resolved.dir]);
-        release = acquired.release;
-        const model = await acquired.runtime.path(ownPath(resolved.dir, arch.numLayers));
-        return { model, tokenizer, close: closer(held, release) };
+        const model = await runtime.path(ownPath(resolved.dir, arch.numLayers));
+        return { model, tokenizer, close: closer(held) };
       }
       if (target.pool.length === 0) {
         throw new InvalidArgumentError('path.pool: at least one model is required', { field: 'path.pool' });
@@ -292,19 +277,14 @@ export class Evaluator {
         });
       }
       const tokenizer = await loadTokenizer(headDir);
-      const acquired = this.pool.acquire(
-        device,
-        held.map((h) => h.dir),
-      );
-      release = acquired.release;
-      const model = await acquired.runtime.path({
+      const model = await runtime.path({
         pool: held.map((h) => h.dir),
         steps: target.steps,
         headSource: head,
       });
-      return { model, tokenizer, close: closer(held, release) };
+      return { model, tokenizer, close: closer(held) };
     } catch (error) {
-      await closer(held, release)();
+      await closer(held)();
       throw error;
     }
   }
@@ -393,13 +373,11 @@ export class Evaluator {
   }
 }
 
-function closer(
-  held: readonly ResolvedModel[],
-  release: (() => Promise<void>) | undefined,
-): () => Promise<void> {
-  return async () => {
-    await release?.();
+/** Releases the models' leases (their weights stay in the runtime's cache, within its budget). */
+function closer(held: readonly ResolvedModel[]): () => Promise<void> {
+  return () => {
     for (const h of held) h.release();
+    return Promise.resolve();
   };
 }
 
