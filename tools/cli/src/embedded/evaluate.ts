@@ -99,27 +99,21 @@ export interface LocalEvaluatorOptions {
   readonly batchSize?: number;
   /** Threads per onnxruntime operator (default 1: these sizes run best on one thread). */
   readonly threads?: number;
-  /** A fresh runtime after this many distinct models (bounds the weight cache). Default 48. */
-  readonly maxCachedModels?: number;
+  /** Bytes of converted weights the runtime keeps (LRU); default: @hm3/model's (a quarter of the memory limit). */
+  readonly weightCacheBytes?: number;
 }
 
 export class LocalEvaluator implements EvaluatePort {
-  private runtimeInstance: ModelRuntime;
-  private readonly models = new Set<string>();
+  /** One runtime for the search: its weight cache is bounded by bytes, so it is never renewed. */
+  readonly runtime: ModelRuntime;
   private readonly examples = new Map<string, Promise<Example[]>>();
   evaluations = 0;
 
   constructor(private readonly options: LocalEvaluatorOptions) {
-    this.runtimeInstance = this.newRuntime();
-  }
-
-  private newRuntime(): ModelRuntime {
-    return new ModelRuntime({ intraOpThreads: this.options.threads ?? 1 });
-  }
-
-  /** The runtime in use (the catalog reads layer features through its weight store). */
-  get runtime(): ModelRuntime {
-    return this.runtimeInstance;
+    this.runtime = new ModelRuntime({
+      intraOpThreads: options.threads ?? 1,
+      ...(options.weightCacheBytes !== undefined ? { weightCacheBytes: options.weightCacheBytes } : {}),
+    });
   }
 
   private examplesOf(objective: Objective, index: number, split: Split): Promise<Example[]> {
@@ -134,14 +128,7 @@ export class LocalEvaluator implements EvaluatePort {
   }
 
   async evaluate(request: EvaluationRequest): Promise<EvaluationResult> {
-    for (const dir of request.path.pool) this.models.add(dir);
-    if (this.models.size > (this.options.maxCachedModels ?? 48)) {
-      await this.runtimeInstance.close();
-      this.runtimeInstance = this.newRuntime();
-      this.models.clear();
-      for (const dir of request.path.pool) this.models.add(dir);
-    }
-    const lm = await this.runtimeInstance.path({
+    const lm = await this.runtime.path({
       pool: request.path.pool,
       steps: request.path.steps,
       headSource: request.path.headSource,
@@ -169,6 +156,6 @@ export class LocalEvaluator implements EvaluatePort {
   }
 
   async close(): Promise<void> {
-    await this.runtimeInstance.close();
+    await this.runtime.close();
   }
 }
