@@ -954,6 +954,54 @@ out_dtype: bfloat16
     expect(warned[1]).toEqual(warned[0]);
     expect(bytes[1]!.equals(bytes[0]!)).toBe(true);
   }, 60_000); // starts a worker pool
+
+  it.each([
+    ['task_arithmetic', '{weight: 0.5}'], // all-bf16 inputs: the fused bf16 kernel on the pool
+    ['ties', '{weight: 0.5, density: 0.5}'], // whole tensors decoded on the pool (decodeDeltas)
+    ['dare_ties', '{weight: 0.5, density: 0.5}'],
+  ])(
+    '%s on bf16 inputs: the same report and bytes on one thread and on the pool',
+    async (method, params) => {
+      // bf16 copies (at -1: no NaN) and the NaN one, made by the first case that needs them
+      for (const [name, from, at] of [
+        ['bf16-base', 'base', -1],
+        ['bf16-b', 'b', -1],
+        ['bf16-c', 'c', -1],
+        ['nan-a', 'a', 37],
+      ] as const)
+        if (!existsSync(path.join(root, name))) await withNaN(name, from, at);
+      const recipe = (bad: string) =>
+        parseRecipeYaml(`merge_method: ${method}
+base_model: bf16-base
+models:
+  - model: bf16-b
+    parameters: ${params}
+  - model: ${bad}
+    parameters: ${params}
+out_dtype: bfloat16
+seed: 3
+`);
+      const messages: string[] = [];
+      const bytes: Buffer[] = [];
+      for (const threads of [1, 2]) {
+        const out = path.join(root, `out-bf16-${method}-nan-${threads}`);
+        const error = await runMerge(recipe('nan-a'), out, {
+          modelRoot: root,
+          threads,
+          poolMinElements: 16,
+        }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InvalidArgumentError);
+        messages.push((error as Error).message);
+        const clean = path.join(root, `out-bf16-${method}-${threads}`);
+        await runMerge(recipe('bf16-c'), clean, { modelRoot: root, threads, poolMinElements: 16 });
+        bytes.push(await readFile(path.join(clean, 'model.safetensors')));
+      }
+      expect(messages[0]).toMatch(/nan-a.*up_proj\.weight.*NaN.*flat index 37/);
+      expect(messages[1]).toBe(messages[0]);
+      expect(bytes[1]!.equals(bytes[0]!)).toBe(true);
+    },
+    60_000,
+  ); // starts a worker pool
 });
 
 describe('whole-tensor generalized task arithmetic on the pool', () => {

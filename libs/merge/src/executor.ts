@@ -364,6 +364,28 @@ export async function executeMerge(
             if (r1 < t.rows) report(t.name);
             continue;
           }
+          if (
+            pool !== null &&
+            !t.elementwise &&
+            count >= poolMin &&
+            emr === null &&
+            globalTrim === null &&
+            (t.rowMap === undefined || t.rowMap === null) &&
+            !scalar &&
+            wholeOnPool(plan, t)
+          ) {
+            // whole tensors of ties / dare_ties: raw bytes in, decode + task vectors, sparsify, merge and
+            // encode on the workers, raw bytes out
+            await mergeWholeRaw(plan, t, r0, r1, count, pool, buffers, checkpoints, writer, {
+              policy: options.nonFinite ?? 'error',
+              onNonFinite,
+            });
+            bytesDone +=
+              count *
+              ((t.base === null ? 0 : bytesOf(t.base)) + t.models.reduce((s, m) => s + bytesOf(m.source), 0));
+            if (r1 < t.rows) report(t.name);
+            continue;
+          }
           const read = (slot: number) => readInput(t, slot, r0, r1, buffers.get(slot, count));
           // the inputs' positioned reads run side by side (assembled rows share a cache: one at a time)
           const blocks: FloatArray[] = [];
@@ -444,18 +466,7 @@ async function mergeBlockRaw(
   nonFinite: { policy: NonFinitePolicy; onNonFinite: (r: NonFiniteReport) => void },
 ): Promise<void> {
   const sources = [...(t.base === null ? [] : [t.base]), ...t.models.map((m) => m.source)];
-  const settled = await Promise.allSettled(
-    sources.map((src, slot) =>
-      checkpoints
-        .get(src.dir)!
-        .readRowBytes(src.tensor, r0, r1, buffers.raw(slot, count * DTYPE_SIZES[src.dtype])),
-    ),
-  );
-  const raw: Uint8Array[] = [];
-  for (const r of settled) {
-    if (r.status === 'rejected') throw r.reason;
-    raw.push(r.value);
-  }
+  const raw = await readRaw(sources, r0, r1, count, buffers, checkpoints);
   const outRaw = buffers.outRaw(count * DTYPE_SIZES[t.outDtype]);
   const firsts = await pool.run<number[]>(
     'mergeRangeRaw',
@@ -478,6 +489,47 @@ async function mergeBlockRaw(
     },
     count,
   );
+  reportNonFinite(firsts, sources, raw, count, r0 * t.rowElements, checkpoints, nonFinite);
+  await writer.write(t.name, outRaw);
+}
+
+/** Reads the inputs' rows [r0, r1) side by side into the shared raw buffers (input order: base first). */
+async function readRaw(
+  sources: readonly TensorSource[],
+  r0: number,
+  r1: number,
+  count: number,
+  buffers: Buffers,
+  checkpoints: ReadonlyMap<string, Checkpoint>,
+): Promise<Uint8Array[]> {
+  const settled = await Promise.allSettled(
+    sources.map((src, slot) =>
+      checkpoints
+        .get(src.dir)!
+        .readRowBytes(src.tensor, r0, r1, buffers.raw(slot, count * DTYPE_SIZES[src.dtype])),
+    ),
+  );
+  const raw: Uint8Array[] = [];
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    raw.push(r.value);
+  }
+  return raw;
+}
+
+/**
+ * The NaN/Inf the workers found (per range, per input: the first index, -1 none), reported per input
+ * in input order at the lowest index, as reading them decoded would.
+ */
+function reportNonFinite(
+  firsts: readonly number[][],
+  sources: readonly TensorSource[],
+  raw: readonly Uint8Array[],
+  count: number,
+  indexOffset: number,
+  checkpoints: ReadonlyMap<string, Checkpoint>,
+  nonFinite: { policy: NonFinitePolicy; onNonFinite: (r: NonFiniteReport) => void },
+): void {
   for (let slot = 0; slot < sources.length; slot++) {
     const hits = firsts.map((f) => f[slot]!).filter((i) => i >= 0);
     if (hits.length === 0) continue;
@@ -495,9 +547,72 @@ async function mergeBlockRaw(
       tensor: src.tensor,
       policy: nonFinite.policy,
       onWarn: nonFinite.onNonFinite,
-      indexOffset: r0 * t.rowElements + i,
+      indexOffset: indexOffset + i,
     });
   }
+}
+
+/** Whether mergeWholeRaw takes tensor t: a base, f32/f64 compute, and options generalizedTaskArithmeticOnPool covers. */
+function wholeOnPool(plan: MergePlan, t: PlannedTensor): boolean {
+  const gta = plan.method.gta;
+  if (gta === undefined || t.base === null) return false;
+  return gtaOnPoolSupports(gta, {
+    params: t.params,
+    context: { name: t.name, layerIndex: t.role.layerIndex, seed: plan.recipe.seed },
+  });
+}
+
+/**
+ * One whole tensor of a generalized-task-arithmetic method on the pool from raw bytes: the inputs read
+ * side by side, decoded with the task vectors taken in the same pass (decodeDeltas), sparsified and
+ * merged by generalizedTaskArithmeticOnPool, encoded by the workers (encodeRange) and written as one
+ * buffer. The same values as decoding on this thread and running the method there.
+ */
+async function mergeWholeRaw(
+  plan: MergePlan,
+  t: PlannedTensor,
+  r0: number,
+  r1: number,
+  count: number,
+  pool: WorkerPool,
+  buffers: Buffers,
+  checkpoints: ReadonlyMap<string, Checkpoint>,
+  writer: CheckpointWriter,
+  nonFinite: { policy: NonFinitePolicy; onNonFinite: (r: NonFiniteReport) => void },
+): Promise<void> {
+  const sources = [t.base!, ...t.models.map((m) => m.source)];
+  const raw = await readRaw(sources, r0, r1, count, buffers, checkpoints);
+  const values = sources.map((_, slot) => buffers.get(slot, count));
+  const firsts = await pool.run<number[]>(
+    'decodeDeltas',
+    { raw, dtypes: sources.map((s) => s.dtype), outs: values, hasBase: true },
+    count,
+  );
+  reportNonFinite(firsts, sources, raw, count, r0 * t.rowElements, checkpoints, nonFinite);
+  const rows = count / Math.max(1, t.rowElements);
+  const out = buffers.out(count);
+  await generalizedTaskArithmeticOnPool(
+    pool,
+    {
+      base: values[0]!,
+      models: t.models.map((m, i) => ({ id: m.id, tensor: values[i + 1]!, params: m.params })),
+      params: t.params,
+      context: {
+        name: t.name,
+        layerIndex: t.role.layerIndex,
+        seed: plan.recipe.seed,
+        shape: [rows, ...t.shape.slice(1)],
+        elementOffset: r0 * t.rowElements,
+      },
+      out,
+      consumeInputs: true,
+    },
+    plan.method.gta!,
+    buffers.mask(count),
+    true,
+  );
+  const outRaw = buffers.outRaw(count * DTYPE_SIZES[t.outDtype]);
+  await pool.run('encodeRange', { x: out, dtype: t.outDtype, out: outRaw }, count);
   await writer.write(t.name, outRaw);
 }
 

@@ -7,9 +7,26 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { FailedPreconditionError } from '@hm3/errors';
+import { FailedPreconditionError, InvalidArgumentError } from '@hm3/errors';
 
 export type Device = 'cpu' | 'cuda';
+
+export const DEVICES: readonly Device[] = ['cpu', 'cuda'];
+
+/**
+ * A device setting (`--device`, HM3_DEVICE): `cpu` or `cuda` (case and surrounding blanks ignored);
+ * undefined or empty: undefined (the service's own default, cpu). Anything else is an
+ * InvalidArgumentError naming the setting -- a typo in a GPU overlay must not start a CPU service.
+ */
+export function parseDevice(text: string | undefined, setting = 'HM3_DEVICE'): Device | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const device = text.trim().toLowerCase();
+  if ((DEVICES as readonly string[]).includes(device)) return device as Device;
+  throw new InvalidArgumentError(`${setting}: "${text}" is not a device; use ${DEVICES.join(' or ')}`, {
+    field: 'device',
+    setting,
+  });
+}
 
 /** The provider libraries onnxruntime loads for its CUDA execution provider. */
 export const CUDA_PROVIDER_LIBRARIES: readonly string[] = [

@@ -37,7 +37,9 @@ export {
   assertCudaAvailable,
   cudaProviderStatus,
   onnxruntimeBindingDir,
+  parseDevice,
   CUDA_PROVIDER_LIBRARIES,
+  DEVICES,
   type CudaProviderStatus,
   type Device,
 } from './device.js';

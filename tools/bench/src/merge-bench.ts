@@ -48,6 +48,8 @@ interface RunStats {
   /** The merge call alone (runMerge / mergekit's run_merge), without process start-up and imports. */
   mergeOnlyS: number;
   peakRssBytes: number;
+  /** CPU seconds (user + system, all threads) of the whole process: less sensitive to the machine's load than wall time. */
+  cpuS: number;
 }
 
 interface MethodResult {
@@ -62,6 +64,8 @@ interface MethodResult {
     coldS: number | null;
     gbPerS: number;
     peakRssBytes: number;
+    /** Median CPU seconds of the warm runs. */
+    cpuS: number;
   };
   floorS: number;
   wallOverFloor: number;
@@ -71,7 +75,10 @@ interface MethodResult {
     mergeOnlyS: number;
     gbPerS: number;
     peakRssBytes: number;
+    cpuS: number;
   } | null;
+  /** The 1-minute load average when the method's runs started and ended. */
+  loadavg1: [number, number];
   /** mergekit's process wall / hm3's process wall. */
   speedupVsMergekit: number | null;
   /** mergekit's run_merge time / hm3's runMerge time (start-up and imports excluded on both sides). */
@@ -367,7 +374,8 @@ const recipe = parseRecipeYaml(readFileSync(recipeFile, 'utf8'), recipeFile);
 const t1 = performance.now();
 await runMerge(recipe, out, { threads: Number(threads), ...(maxMemory === 'none' ? {} : { maxMemory: Number(maxMemory) }) });
 const t2 = performance.now();
-console.log(JSON.stringify({ importS: (t1 - t0) / 1000, mergeS: (t2 - t1) / 1000, maxRssKb: process.resourceUsage().maxRSS }));
+const ru = process.resourceUsage();
+console.log(JSON.stringify({ importS: (t1 - t0) / 1000, mergeS: (t2 - t1) / 1000, maxRssKb: ru.maxRSS, cpuS: (ru.userCPUTime + ru.systemCPUTime) / 1e6 }));
 `;
 
 /** One merge by @hm3/merge in a child process: wall time of the process and its peak RSS. */
@@ -384,9 +392,13 @@ async function oursOnce(
     process.env,
     path.join(here, '..'), // resolves @hm3/merge from the bench package
   );
-  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as { mergeS: number; maxRssKb: number };
+  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+    mergeS: number;
+    maxRssKb: number;
+    cpuS: number;
+  };
   await rm(out, { recursive: true, force: true });
-  return { wallS, mergeOnlyS: report.mergeS, peakRssBytes: report.maxRssKb * 1024 };
+  return { wallS, mergeOnlyS: report.mergeS, peakRssBytes: report.maxRssKb * 1024, cpuS: report.cpuS };
 }
 
 const MERGEKIT_RUNNER = `
@@ -400,7 +412,8 @@ with open(sys.argv[1]) as f:
 t1 = time.perf_counter()
 run_merge(config, sys.argv[2], options=MergeOptions())
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "merge_s": t2 - t1, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"import_s": t1 - t0, "merge_s": t2 - t1, "max_rss_kb": ru.ru_maxrss, "cpu_s": ru.ru_utime + ru.ru_stime}))
 `;
 
 function mergekitRuntime(): { python: string; pythonPath: string } {
@@ -419,9 +432,13 @@ async function mergekitOnce(
   await rm(out, { recursive: true, force: true });
   const env = { ...process.env, PYTHONPATH: rt.pythonPath, OMP_NUM_THREADS: String(threads) };
   const { wallS, stdout } = await spawnTimed(rt.python, ['-c', MERGEKIT_RUNNER, recipeFile, out], env);
-  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as { merge_s: number; max_rss_kb: number };
+  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+    merge_s: number;
+    max_rss_kb: number;
+    cpu_s: number;
+  };
   await rm(out, { recursive: true, force: true });
-  return { wallS, mergeOnlyS: report.merge_s, peakRssBytes: report.max_rss_kb * 1024 };
+  return { wallS, mergeOnlyS: report.merge_s, peakRssBytes: report.max_rss_kb * 1024, cpuS: report.cpu_s };
 }
 
 // ---- the command
@@ -457,6 +474,7 @@ export async function runMergeBench(
     const bound =
       config.maxMemory === 'auto' ? (method === 'task_arithmetic' ? 512_000_000 : null) : config.maxMemory;
 
+    const loadStart = os.loadavg()[0]!;
     let coldS: number | null = null;
     if (config.cold && evict(inputs)) coldS = (await oursOnce(recipeFile, out, config.threads, bound)).wallS;
     await readAll(inputs); // into the page cache
@@ -481,6 +499,7 @@ export async function runMergeBench(
         mergeOnlyS: median(runs.map((x) => x.mergeOnlyS)),
         gbPerS: gb(inputBytes + outputBytes) / wall,
         peakRssBytes: Math.max(...runs.map((x) => x.peakRssBytes)),
+        cpuS: median(runs.map((x) => x.cpuS)),
       };
     }
     const result: MethodResult = {
@@ -495,39 +514,43 @@ export async function runMergeBench(
         coldS,
         gbPerS: gb(inputBytes + outputBytes) / warmMedianS,
         peakRssBytes: Math.max(...warm.map((w) => w.peakRssBytes)),
+        cpuS: median(warm.map((w) => w.cpuS)),
       },
       floorS,
       wallOverFloor: warmMedianS / floorS,
       mergekit: mk,
       speedupVsMergekit: mk === null ? null : mk.wallMedianS / warmMedianS,
       mergeOnlySpeedupVsMergekit: mk === null ? null : mk.mergeOnlyS / median(warm.map((w) => w.mergeOnlyS)),
+      loadavg1: [loadStart, os.loadavg()[0]!],
     };
     results.push(result);
     log(
       `${method}: hm3 ${fmt(warmMedianS)} s (median of ${config.repeats}; merge only ${fmt(result.ours.mergeOnlyS)} s; cold ${coldS === null ? 'n/a' : fmt(coldS)} s), ` +
-        `${fmt(result.ours.gbPerS)} GB/s, peak RSS ${fmt(gb(result.ours.peakRssBytes))} GB; floor ${fmt(floorS)} s ` +
+        `${fmt(result.ours.gbPerS)} GB/s, peak RSS ${fmt(gb(result.ours.peakRssBytes))} GB, CPU ${fmt(result.ours.cpuS)} s; floor ${fmt(floorS)} s ` +
         `(x${fmt(result.wallOverFloor)})` +
         (mk === null
           ? ''
           : `; mergekit ${fmt(mk.wallMedianS)} s (merge only ${fmt(mk.mergeOnlyS)} s), ${fmt(mk.gbPerS)} GB/s, ` +
-            `peak RSS ${fmt(gb(mk.peakRssBytes))} GB; mergekit/hm3: x${fmt(result.speedupVsMergekit!)} ` +
-            `(merge only x${fmt(result.mergeOnlySpeedupVsMergekit!)})`),
+            `peak RSS ${fmt(gb(mk.peakRssBytes))} GB, CPU ${fmt(mk.cpuS)} s; mergekit/hm3: x${fmt(result.speedupVsMergekit!)} ` +
+            `(merge only x${fmt(result.mergeOnlySpeedupVsMergekit!)})`) +
+        `; load ${fmt(result.loadavg1[0], 1)} -> ${fmt(result.loadavg1[1], 1)}`,
     );
   }
 
   log('');
   log(
-    '| method | hm3 wall s (cold) | hm3 merge only s | floor s | hm3/floor | hm3 GB/s | hm3 peak RSS GB | mergekit wall s | mergekit merge only s | mergekit GB/s | mergekit peak RSS GB | mergekit/hm3 wall | mergekit/hm3 merge only |',
+    '| method | hm3 wall s (cold) | hm3 merge only s | hm3 CPU s | floor s | hm3/floor | hm3 GB/s | hm3 peak RSS GB | mergekit wall s | mergekit merge only s | mergekit CPU s | mergekit GB/s | mergekit peak RSS GB | mergekit/hm3 wall | mergekit/hm3 merge only | load (1 min) |',
   );
-  log(`|${' --- |'.repeat(13)}`);
+  log(`|${' --- |'.repeat(16)}`);
   for (const r of results) {
     const mk = r.mergekit;
     log(
       `| ${r.method} | ${fmt(r.ours.warmMedianS)} (${r.ours.coldS === null ? 'n/a' : fmt(r.ours.coldS)}) | ${fmt(r.ours.mergeOnlyS)} | ` +
-        `${fmt(r.floorS)} | ${fmt(r.wallOverFloor)} | ${fmt(r.ours.gbPerS)} | ${fmt(gb(r.ours.peakRssBytes))} | ` +
-        `${mk ? fmt(mk.wallMedianS) : '-'} | ${mk ? fmt(mk.mergeOnlyS) : '-'} | ${mk ? fmt(mk.gbPerS) : '-'} | ` +
+        `${fmt(r.ours.cpuS)} | ${fmt(r.floorS)} | ${fmt(r.wallOverFloor)} | ${fmt(r.ours.gbPerS)} | ${fmt(gb(r.ours.peakRssBytes))} | ` +
+        `${mk ? fmt(mk.wallMedianS) : '-'} | ${mk ? fmt(mk.mergeOnlyS) : '-'} | ${mk ? fmt(mk.cpuS) : '-'} | ${mk ? fmt(mk.gbPerS) : '-'} | ` +
         `${mk ? fmt(gb(mk.peakRssBytes)) : '-'} | ${r.speedupVsMergekit === null ? '-' : fmt(r.speedupVsMergekit)} | ` +
-        `${r.mergeOnlySpeedupVsMergekit === null ? '-' : fmt(r.mergeOnlySpeedupVsMergekit)} |`,
+        `${r.mergeOnlySpeedupVsMergekit === null ? '-' : fmt(r.mergeOnlySpeedupVsMergekit)} | ` +
+        `${fmt(r.loadavg1[0], 1)} -> ${fmt(r.loadavg1[1], 1)} |`,
     );
   }
   return results;

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@hm3/errors';
 import {
-  absSumBoth,
+  absSumBothChunked,
   applyMask,
   bernoulliMask,
   keepTopKAbs,
@@ -120,7 +120,8 @@ function rescaleFactor(delta: FloatArray, mask: Uint8Array, options: SparsifyOpt
   const { density } = options;
   let scale = 1;
   if (options.rescale === 'l1') {
-    const [before, after] = absSumBoth({ x: delta, mask }, 0, n);
+    // fixed-size partial sums added in order: the pool's split of the same sums gives the same factor
+    const [before, after] = absSumBothChunked({ x: delta, mask: mask.subarray(0, n) });
     if (before >= RESCALE_EPS && after >= RESCALE_EPS) scale = before / after;
   } else if (options.rescale === 'inverse_density' && density > 0) {
     scale = 1 / density;

@@ -10,9 +10,24 @@ export {
   type MaskedDisjointMeanArgs,
   type TiesMergeArgs,
 } from './masked-disjoint-mean.js';
-export { absSum, absSumBoth, dot, applyMask } from './reductions.js';
+export {
+  absSum,
+  absSumBoth,
+  absSumBothChunked,
+  absSumChunks,
+  addChunkSums,
+  dot,
+  applyMask,
+} from './reductions.js';
 export { philox4x32, fnv1a32, randomStream, type RandomStream } from './philox.js';
-export { bernoulliMask, type BernoulliMaskArgs } from './bernoulli-mask.js';
+export {
+  bernoulliMask,
+  dareMaskSums,
+  L1_CHUNK,
+  type BernoulliMaskArgs,
+  type DareMaskSumsArgs,
+} from './bernoulli-mask.js';
+export { decodeDeltas, encodeRange, type DecodeDeltasArgs, type EncodeRangeArgs } from './raw-codec.js';
 export {
   RADIX_BINS,
   radixLevels,
@@ -38,4 +53,5 @@ export {
   kthLargestAbsParallel,
   topKMaskParallel,
   keepTopKAbsParallel,
+  chunkAlignedRanges,
 } from './parallel.js';

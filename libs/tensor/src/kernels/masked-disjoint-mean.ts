@@ -43,6 +43,12 @@ export interface TiesMergeArgs {
   normalize: boolean;
   /** Multiplies the merged delta before the base is added. */
   lambda: number;
+  /**
+   * Per model, a factor each delta is multiplied by first, rounded to out's element type -- the values
+   * applyMask(delta, keep, scale) would leave in a delta array whose dropped entries are already 0
+   * (DARE's rescale, fused here instead of a pass of its own); default 1 (no change).
+   */
+  scales?: number[];
 }
 
 /**
@@ -57,6 +63,10 @@ export function tiesMerge(args: TiesMergeArgs, start: number, end: number): void
   const f32 = out instanceof Float32Array;
   if (k === 3 && f32) {
     tiesMerge3F32(args, start, end);
+    return;
+  }
+  if (args.scales !== undefined) {
+    for (let i = start; i < end; i++) tiesMergeOne(args, i);
     return;
   }
   for (let i = start; i < end; i++) {
@@ -88,6 +98,10 @@ function tiesMerge3F32(args: TiesMergeArgs, start: number, end: number): void {
   const { out, base, normalize, lambda } = args;
   const [d0, d1, d2] = args.deltas as [FloatArray, FloatArray, FloatArray];
   const [w0, w1, w2] = args.weights as [number, number, number];
+  if (args.scales !== undefined) {
+    tiesMerge3F32Scaled(args, start, end);
+    return;
+  }
   for (let i = start; i < end; i++) {
     const a0 = w0 * d0[i]!;
     const a1 = w1 * d1[i]!;
@@ -104,19 +118,48 @@ function tiesMerge3F32(args: TiesMergeArgs, start: number, end: number): void {
   }
 }
 
+/** tiesMerge3F32 with the per-model factors of `scales` (each scaled delta rounded to f32). */
+function tiesMerge3F32Scaled(args: TiesMergeArgs, start: number, end: number): void {
+  const { out, base, normalize, lambda } = args;
+  const [d0, d1, d2] = args.deltas as [FloatArray, FloatArray, FloatArray];
+  const [w0, w1, w2] = args.weights as [number, number, number];
+  const [s0, s1, s2] = args.scales as [number, number, number];
+  for (let i = start; i < end; i++) {
+    const a0 = w0 * Math.fround(d0[i]! * s0);
+    const a1 = w1 * Math.fround(d1[i]! * s1);
+    const a2 = w2 * Math.fround(d2[i]! * s2);
+    const sg = 0 + a0 + a1 + a2 >= 0 ? 1 : -1;
+    const k0 = +(sg * a0 > 0);
+    const k1 = +(sg * a1 > 0);
+    const k2 = +(sg * a2 > 0);
+    const num = 0 + a0 * k0 + a1 * k1 + a2 * k2;
+    const den = 0 + w0 * k0 + w1 * k1 + w2 * k2;
+    const m = Math.fround(normalize ? num / (den === 0 ? 1 : den) : num);
+    if (m !== m) tiesMergeOne(args, i);
+    else out[i] = base[i]! + (0 + lambda * m);
+  }
+}
+
 function tiesMergeOne(args: TiesMergeArgs, i: number): void {
-  const { out, base, deltas, weights, normalize, lambda } = args;
+  const { out, base, deltas, weights, normalize, lambda, scales } = args;
+  const f32 = out instanceof Float32Array;
+  const delta = (j: number): number => {
+    const d = deltas[j]![i]!;
+    if (scales === undefined) return d;
+    return f32 ? Math.fround(d * scales[j]!) : d * scales[j]!;
+  };
   let s = 0;
-  for (let j = 0; j < deltas.length; j++) s += weights[j]! * deltas[j]![i]!;
+  for (let j = 0; j < deltas.length; j++) s += weights[j]! * delta(j);
   const positive = s >= 0;
   let num = 0;
   let den = 0;
   for (let j = 0; j < deltas.length; j++) {
-    const wd = weights[j]! * deltas[j]![i]!;
+    const wd = weights[j]! * delta(j);
     if (positive ? wd > 0 : wd < 0) {
       num += wd;
       den += weights[j]!;
     }
   }
-  out[i] = base[i]! + (0 + lambda * Math.fround(normalize ? num / (den === 0 ? 1 : den) : num));
+  const m = normalize ? num / (den === 0 ? 1 : den) : num;
+  out[i] = base[i]! + (0 + lambda * (f32 ? Math.fround(m) : m));
 }

@@ -3,7 +3,7 @@ import { allocShared, WorkerPool } from '../worker-pool.js';
 import { bernoulliMask } from './bernoulli-mask.js';
 import { KERNEL_NAMES, kthLargestAbsParallel, registerKernels, topKMaskParallel } from './parallel.js';
 import { randomStream } from './philox.js';
-import { kthLargestAbs, topKMaskOf } from './radix-select.js';
+import { countEqualAbs, kthLargestAbs, topKMaskOf } from './radix-select.js';
 import { weightedSum } from './weighted-sum.js';
 
 describe('kernels on the worker pool', { timeout: 120_000 }, () => {
@@ -50,7 +50,17 @@ describe('kernels on the worker pool', { timeout: 120_000 }, () => {
   it('radix-selects and masks the top k like the sequential kernels, ties included', async () => {
     for (const x of [fill(allocShared(Float32Array, n)), roundInPlace(fill(allocShared(Float64Array, n)))]) {
       for (const k of [1, 777, 25_000, n - 1]) {
-        expect(await kthLargestAbsParallel(pool, x, k)).toEqual(kthLargestAbs(x, k));
+        const ranges = [
+          { start: 0, end: 20_000 },
+          { start: 20_000, end: 20_001 },
+          { start: 20_001, end: n },
+        ];
+        const { equalByRange, ...sel } = await kthLargestAbsParallel(pool, x, k, ranges);
+        expect(sel).toEqual(kthLargestAbs(x, k));
+        // the last histogram's bin per range = countEqualAbs per range (no pass of its own)
+        expect(equalByRange).toEqual(
+          ranges.map((r) => countEqualAbs({ x, threshold: sel.value }, r.start, r.end)),
+        );
         const par = allocShared(Uint8Array, n);
         await topKMaskParallel(pool, x, k, par, 'assign');
         const seq = new Uint8Array(n);

@@ -33,6 +33,10 @@ const KERNEL_MODULES: Readonly<Record<string, string>> = {
   topKMask: 'radix-select',
   countEqualAbs: 'radix-select',
   keepTopKRange: 'radix-select',
+  decodeDeltas: 'raw-codec',
+  encodeRange: 'raw-codec',
+  dareMaskSums: 'bernoulli-mask',
+  absSumChunks: 'reductions',
 };
 
 /** The kernel names registerKernels adds to a pool (each under its function's name). */
@@ -46,13 +50,17 @@ export function registerKernels(pool: WorkerPool): WorkerPool {
   return pool;
 }
 
-/** The k-th largest |x| (1 <= k <= n), its histogram passes split over the pool. */
+/**
+ * The k-th largest |x| (1 <= k <= n), its histogram passes split over the pool; `equalByRange`: per
+ * range (in order), how many keys equal the selected one -- the last level's bin, so the count
+ * countEqualAbs would give (for a non-NaN selection) without a pass of its own.
+ */
 export async function kthLargestAbsParallel(
   pool: WorkerPool,
   x: FloatArray,
   k: number,
   ranges: number | readonly IndexRange[] = x.length,
-): Promise<KthLargest> {
+): Promise<KthLargest & { readonly equalByRange: readonly number[] }> {
   if (!Number.isInteger(k) || k < 1 || k > x.length) {
     throw new RangeError(`kthLargestAbs: k=${k} not in [1, ${x.length}]`);
   }
@@ -60,15 +68,17 @@ export async function kthLargestAbsParallel(
   let greater = 0;
   let rank = k;
   let equal = 0;
+  let equalByRange: number[] = [];
   for (let level = 0; level < radixLevels(x); level++) {
     const parts = await pool.run<Uint32Array>('absDigitHistogram', { x, level, prefix: [...prefix] }, ranges);
     const { bin, above, inBin } = pickBin(sumHistograms(parts), rank);
     greater += above;
     rank -= above;
     equal = inBin;
+    equalByRange = parts.map((p) => p[bin]!);
     prefix.push(bin);
   }
-  return { value: valueFromDigits(prefix, x instanceof Float64Array), greater, equal };
+  return { value: valueFromDigits(prefix, x instanceof Float64Array), greater, equal, equalByRange };
 }
 
 /** topKMaskOf over the pool: the same mask (ties by lowest index) whatever the split. */
@@ -84,7 +94,7 @@ export async function topKMaskParallel(
   if (topKMaskOfTrivialK(n, k, out, mode)) return;
   const ranges = parts ?? splitEvenly(n, pool.size);
   const sel = await kthLargestAbsParallel(pool, x, k, ranges);
-  const equalCounts = await pool.run<number>('countEqualAbs', { x, threshold: sel.value }, ranges);
+  const equalCounts = sel.equalByRange; // countEqualAbs per range, from the last histogram pass
   let before = 0;
   await Promise.all(
     ranges.map((r, j) => {
@@ -122,7 +132,7 @@ export async function keepTopKAbsParallel(
   if (k >= n) return;
   const ranges = parts ?? splitEvenly(n, pool.size);
   const sel = await kthLargestAbsParallel(pool, x, k, ranges);
-  const equalCounts = await pool.run<number>('countEqualAbs', { x, threshold: sel.value }, ranges);
+  const equalCounts = sel.equalByRange; // countEqualAbs per range, from the last histogram pass
   let before = 0;
   await Promise.all(
     ranges.map((r, j) => {
@@ -131,4 +141,17 @@ export async function keepTopKAbsParallel(
       return pool.run('keepTopKRange', { x, threshold: sel.value, quota: k - sel.greater, equalBefore }, [r]);
     }),
   );
+}
+
+/**
+ * [0, n) split into at most `parts` contiguous ranges whose starts are multiples of `chunk` (the
+ * per-chunk partial sums of absSumChunks / dareMaskSums: each chunk is summed by exactly one range).
+ */
+export function chunkAlignedRanges(n: number, parts: number, chunk: number): IndexRange[] {
+  const chunks = Math.ceil(n / chunk);
+  const count = Math.max(1, Math.min(parts, chunks));
+  const per = Math.ceil(chunks / count);
+  const out: IndexRange[] = [];
+  for (let c = 0; c < chunks; c += per) out.push({ start: c * chunk, end: Math.min(n, (c + per) * chunk) });
+  return out;
 }

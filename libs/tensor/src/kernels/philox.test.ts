@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { philox4x32, randomStream } from './philox.js';
+import fc from 'fast-check';
+import { bernoulliMask } from './bernoulli-mask.js';
+import { mulhi32, philox4x32, randomStream } from './philox.js';
 
 const hex = (w: Uint32Array) => Array.from(w, (v) => v.toString(16).padStart(8, '0'));
 
@@ -51,6 +53,48 @@ describe('philox mulhi', () => {
       const c = [i * 2654435761, 0xffffffff - i, i * 40503, 0x80000000 + i].map((v) => v >>> 0);
       philox4x32(c[0]!, c[1]!, c[2]!, c[3]!, 0xdeadbeef, i, out);
       expect(Array.from(out)).toEqual(ref(c.map(BigInt), [0xdeadbeefn, BigInt(i)]));
+    }
+  });
+});
+
+describe('mulhi32 (the rounded double product)', () => {
+  it('is the high word of the exact product for edge and random operands', () => {
+    const u32 = fc.oneof(
+      fc.constantFrom(0, 1, 2, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff, 0xd2511f53, 0xcd9e8d57),
+      fc.integer({ min: 0, max: 0xffffffff }),
+    );
+    fc.assert(
+      fc.property(u32, u32, (m, a) => {
+        const exact = Number((BigInt(m) * BigInt(a)) >> 32n);
+        expect(mulhi32(m, a, Math.imul(m, a) >>> 0)).toBe(exact);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+});
+
+describe('bernoulliMask = its Philox definition', () => {
+  it('keeps element i when word i mod 4 of block floor(i / 4) is below density * 2^32', () => {
+    const stream = randomStream(0xfeedfacecafebeefn, 'model.layers.3.self_attn.q_proj.weight\u0000m');
+    const n = 4099;
+    const offset = 2 ** 33 + 3; // block numbers above 2^32 use counter word 1
+    const density = 0.41;
+    const mask = new Uint8Array(n);
+    bernoulliMask({ out: mask, stream, density, indexOffset: offset }, 0, n);
+    const words = new Uint32Array(4);
+    for (let i = 0; i < n; i++) {
+      const a = offset + i;
+      const b = Math.floor(a / 4);
+      philox4x32(
+        b >>> 0,
+        Math.floor(b / 2 ** 32) >>> 0,
+        stream.stream0,
+        stream.stream1,
+        stream.key0,
+        stream.key1,
+        words,
+      );
+      expect(mask[i]).toBe(words[a % 4]! < density * 2 ** 32 ? 1 : 0);
     }
   });
 });

@@ -10,17 +10,15 @@ const M1 = 0xcd9e8d57;
 const W0 = 0x9e3779b9;
 const W1 = 0xbb67ae85;
 
-/** The high 32 bits of the 64-bit product of two uint32 (exact, through 16-bit halves). */
-function mulhi32(a: number, b: number): number {
-  const aLo = a & 0xffff;
-  const aHi = a >>> 16;
-  const bLo = b & 0xffff;
-  const bHi = b >>> 16;
-  const loLo = aLo * bLo;
-  const mid1 = aHi * bLo;
-  const mid2 = aLo * bHi;
-  const carry = ((loLo >>> 16) + (mid1 & 0xffff) + (mid2 & 0xffff)) >>> 16;
-  return (aHi * bHi + (mid1 >>> 16) + (mid2 >>> 16) + carry) >>> 0;
+/**
+ * The high 32 bits of the 64-bit product of two uint32 `m` and `a`, given its exact low 32 bits `lo`
+ * (Math.imul): the double product m * a is within 2^10 of the true one, and so is its difference with
+ * lo, so (m * a - lo) / 2^32 lies within 2^-21 of the integer high word, which rounding recovers
+ * exactly (`+ 0.5`, then `>>> 0` floors a positive double below 2^32). Two float multiplies instead of
+ * four 16-bit partial products.
+ */
+export function mulhi32(m: number, a: number, lo: number): number {
+  return ((m * a - lo) * 2.3283064365386963e-10 + 0.5) >>> 0;
 }
 
 /**
@@ -44,9 +42,9 @@ export function philox4x32(
   let key1 = k1 >>> 0;
   for (let r = 0; r < 10; r++) {
     const lo0 = Math.imul(M0, x0) >>> 0;
-    const hi0 = mulhi32(M0, x0);
+    const hi0 = mulhi32(M0, x0, lo0);
     const lo1 = Math.imul(M1, x2) >>> 0;
-    const hi1 = mulhi32(M1, x2);
+    const hi1 = mulhi32(M1, x2, lo1);
     x0 = (hi1 ^ x1 ^ key0) >>> 0;
     x1 = lo1;
     x2 = (hi0 ^ x3 ^ key1) >>> 0;
