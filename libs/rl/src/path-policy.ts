@@ -26,12 +26,13 @@ import {
   scale,
   square,
   sub,
+  sumCols,
   tanh,
   Tensor,
   tensor,
   zeros,
 } from './autodiff.js';
-import { addRow, matmulAccumulate } from './kernels.js';
+import { addRow, matmulAccumulate, matmulDense, negExpRow, tanhFast } from './kernels.js';
 import { GruCell, Linear, ParamStore } from './layers.js';
 import type { LayerPool, PathStep } from './layer-pool.js';
 import { Adam, clipGradNorm } from './optim.js';
@@ -110,6 +111,12 @@ interface HeadTables {
   readonly emb: Float64Array;
   /** Per (step of the last action, last action): [T, A + 1, hidden]; empty when the feature is off. */
   readonly posAct: Float64Array;
+  /**
+   * For one step t (stepActT), per last action a: pos[t] + emb[a] + posAct[t - 1][a], [A + 1, hidden]
+   * (a head row starts from one row of it); refilled when a head is asked for another step.
+   */
+  readonly stepAct: Float64Array;
+  stepActT: number;
   /** Per objective k, the same table for the w_k-weighted copy: [K, T, A + 1, hidden]. */
   readonly prefPosAct: Float64Array;
   /** Per objective k and step t: the weight row of w (x) one-hot(t), [K, T + 1, hidden]. */
@@ -165,7 +172,7 @@ export class PathPolicy {
     this.actorHidden = new Linear(this.params, 'actor.hidden', this.headIn, s.headHidden);
     this.actorOut = new Linear(this.params, 'actor.mean', s.headHidden, D, 0.1);
     this.criticHidden = new Linear(this.params, 'critic.hidden', this.headIn, s.headHidden);
-    this.criticOut = new Linear(this.params, 'critic.value', s.headHidden, 1, 0.1);
+    this.criticOut = new Linear(this.params, 'critic.value', s.headHidden, this.valueOutputs, 0.1);
     this.logStd = this.params.create('actor.log_std', 1, D, 0);
     this.logStd.data.fill(s.initLogStd);
     const isActor = (name: string): boolean => name.startsWith('actor.');
@@ -189,6 +196,11 @@ export class PathPolicy {
   /** Amortised with position-action features: the w-weighted copies of those features are in the heads' input. */
   get preferenceActionFeatures(): boolean {
     return this.settings.amortised && this.settings.positionActionFeatures;
+  }
+
+  /** Outputs of the critic's last layer: K with preferenceCritic (amortised), else 1. */
+  get valueOutputs(): number {
+    return this.settings.amortised && this.settings.preferenceCritic ? this.settings.objectives : 1;
   }
 
   /** epsilon decays linearly from epsilonStart to epsilon over the first epsilonDecayEpisodes episodes. */
@@ -279,8 +291,10 @@ export class PathPolicy {
    * look-ahead r + gamma V(S') with E[r | S'] = pathValue(S') / T is c_t * pathValue(S'), so the
    * Wolpertinger argmax is the argmax of pathValue(S') at every step, the last included.
    */
-  pathValue(u: Tensor): Tensor {
-    return this.criticOut.forward(tanh(this.criticHidden.forward(u)));
+  pathValue(u: Tensor, prefs: Tensor): Tensor {
+    const v = this.criticOut.forward(tanh(this.criticHidden.forward(u)));
+    // preferenceCritic: one value per objective, weighted by w -> [B, 1].
+    return this.valueOutputs === 1 ? v : sumCols(mul(v, prefs));
   }
 
   /** c_t = (1/T) sum_{j=t}^{T-1} gamma^(j-t); c_T = 0. */
@@ -299,19 +313,50 @@ export class PathPolicy {
 
   // ------------------------------------------------------------ Wolpertinger selection
 
+  /**
+   * The non-zero entries of each action's embedding (one-hot model, one-hot layer, features): the
+   * squared distance to a proto-action p is |p|^2 + sum over them of (p_j - e_j)^2 - p_j^2.
+   */
+  private sparseEmbeddings(): { start: Int32Array; index: Int32Array; value: Float64Array } {
+    if (this.sparseEmb !== undefined) return this.sparseEmb;
+    const D = this.pool.embeddingDim;
+    const E = this.pool.embeddings;
+    const A = this.pool.size;
+    const start = new Int32Array(A + 1);
+    const index: number[] = [];
+    const value: number[] = [];
+    for (let a = 0; a < A; a++) {
+      for (let j = 0; j < D; j++) {
+        const v = E[a * D + j] as number;
+        if (v !== 0) {
+          index.push(j);
+          value.push(v);
+        }
+      }
+      start[a + 1] = index.length;
+    }
+    this.sparseEmb = { start, index: Int32Array.from(index), value: Float64Array.from(value) };
+    return this.sparseEmb;
+  }
+
+  private sparseEmb: { start: Int32Array; index: Int32Array; value: Float64Array } | undefined;
+
   /** Indices of the M' valid actions nearest to `proto` (nearest first). */
   nearestActions(proto: Float64Array, offset: number, prev: number): number[] {
     const D = this.pool.embeddingDim;
-    const E = this.pool.embeddings;
+    const { start, index, value } = this.sparseEmbeddings();
     const m = this.settings.mPrime;
     const best: number[] = [];
     const dist: number[] = [];
+    let norm2 = 0;
+    for (let j = 0; j < D; j++) norm2 += (proto[offset + j] as number) ** 2;
     for (let a = 0; a < this.pool.size; a++) {
       if (prev >= 0 && !this.pool.compatible(prev, a)) continue;
-      let d2 = 0;
-      for (let j = 0; j < D; j++) {
-        const x = (proto[offset + j] as number) - (E[a * D + j] as number);
-        d2 += x * x;
+      let d2 = norm2;
+      for (let q = start[a] as number; q < (start[a + 1] as number); q++) {
+        const p = proto[offset + (index[q] as number)] as number;
+        const x = p - (value[q] as number);
+        d2 += x * x - p * p;
       }
       if (best.length === m && d2 >= (dist[m - 1] as number)) continue;
       let i = best.length === m ? m - 1 : best.length;
@@ -405,7 +450,8 @@ export class PathPolicy {
     }
     const pref = new Float64Array(B * M);
     if (s.amortised) matmulAccumulate(pref, W, B, K, w.subarray(off * M, (off + K) * M), M);
-    return { hWeight, pos, emb, posAct, prefPosAct, prefPos, W, pref, hidden: M };
+    const stepAct = new Float64Array((A + 1) * M);
+    return { hWeight, pos, emb, posAct, stepAct, stepActT: -1, prefPosAct, prefPos, W, pref, hidden: M };
   }
 
   /**
@@ -419,20 +465,32 @@ export class PathPolicy {
     t: number,
     rowsB: ArrayLike<number>,
     last: ArrayLike<number>,
+    buffer?: Float64Array,
   ): Float64Array {
     const M = tab.hidden;
-    const out = new Float64Array(n * M);
-    matmulAccumulate(out, h, n, this.settings.gruHidden, tab.hWeight, M);
+    const A1 = this.pool.size + 1;
+    const out = buffer ?? new Float64Array(n * M);
+    if (tab.stepActT !== t) {
+      // The per-step and per-action parts summed once per step.
+      tab.stepAct.fill(0);
+      for (let a = 0; a < A1; a++) {
+        addRow(tab.stepAct, a * M, tab.pos, t, M);
+        addRow(tab.stepAct, a * M, tab.emb, a, M);
+        if (t >= 1 && this.settings.positionActionFeatures)
+          addRow(tab.stepAct, a * M, tab.posAct, (t - 1) * A1 + a, M);
+      }
+      tab.stepActT = t;
+    }
+    for (let i = 0; i < n; i++) {
+      const r0 = (last[i] as number) * M;
+      out.set(tab.stepAct.subarray(r0, r0 + M), i * M);
+    }
+    matmulDense(out, h, n, this.settings.gruHidden, tab.hWeight, M);
     for (let i = 0; i < n; i++) {
       const o = i * M;
-      addRow(out, o, tab.pos, t, M);
-      addRow(out, o, tab.emb, last[i] as number, M);
-      if (t >= 1 && this.settings.positionActionFeatures)
-        addRow(out, o, tab.posAct, (t - 1) * (this.pool.size + 1) + (last[i] as number), M);
       if (this.preferenceActionFeatures) {
         const K = this.settings.objectives;
         const T = this.settings.tMax;
-        const A1 = this.pool.size + 1;
         for (let k = 0; k < K; k++) {
           const wk = tab.W[(rowsB[i] as number) * K + k] as number;
           const p0 = (k * (T + 1) + t) * M;
@@ -445,21 +503,34 @@ export class PathPolicy {
         }
       }
       if (this.settings.amortised) addRow(out, o, tab.pref, rowsB[i] as number, M);
-      for (let j = 0; j < M; j++) out[o + j] = Math.tanh(out[o + j] as number);
+      for (let j = 0; j < M; j++) out[o + j] = tanhFast(out[o + j] as number);
     }
     return out;
   }
 
-  /** Path values of n states from the critic's hidden activations. */
-  private criticOutput(hid: Float64Array, n: number): Float64Array {
+  /**
+   * Path values of n states from the critic's hidden activations; with preferenceCritic, row i's
+   * outputs are weighted by the preference of its episode rowsB[i] (W is [B, K]).
+   */
+  private criticOutput(
+    hid: Float64Array,
+    n: number,
+    W: Float64Array,
+    rowsB: ArrayLike<number>,
+  ): Float64Array {
     const M = this.criticOut.inFeatures;
+    const O = this.valueOutputs;
     const wv = this.criticOut.weight.data;
-    const bv = this.criticOut.bias.data[0] as number;
+    const bv = this.criticOut.bias.data;
     const v = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      let acc = bv;
-      for (let j = 0; j < M; j++) acc += (hid[i * M + j] as number) * (wv[j] as number);
-      v[i] = acc;
+      let total = 0;
+      for (let o = 0; o < O; o++) {
+        let acc = bv[o] as number;
+        for (let j = 0; j < M; j++) acc += (hid[i * M + j] as number) * (wv[j * O + o] as number);
+        total += O === 1 ? acc : acc * (W[(rowsB[i] as number) * O + o] as number);
+      }
+      v[i] = total;
     }
     return v;
   }
@@ -494,7 +565,7 @@ export class PathPolicy {
     const identity = Array.from({ length: B }, (_, b) => b);
     // Episodes in the same state (same preference, same actions so far) share their look-ahead rows:
     // state[b] is the episode's state id, rep[id] an episode in that state.
-    let state = new Int32Array(B);
+    const state = new Int32Array(B);
     let rep: number[] = [];
     {
       const seen = new Map<string, number>();
@@ -511,8 +582,22 @@ export class PathPolicy {
     }
     let h = new Float64Array(B * H);
     const prev = new Int32Array(B).fill(A);
+    // Look-ahead row of (state, action) during a step, -1 when none yet; reset after each step.
+    const A1 = A + 1;
+    const rowOf = new Int32Array(B * A1).fill(-1);
+    const touched: number[] = [];
+    // e^-(input part) of the reset and update gates per action, [A, 2H], and per episode each step.
+    const giNeg = new Float64Array(A * 2 * H);
+    const giExact = new Uint8Array(A);
+    for (let a = 0; a < A; a++) giExact[a] = negExpRow(giNeg, a * 2 * H, gi, a * 3 * H, 2 * H) ? 0 : 1;
+    const ghNeg = new Float64Array(B * 2 * H);
+    const ghExact = new Uint8Array(B);
+    // The look-ahead's rows (at most B x M' a step), reused from step to step.
+    const maxRows = B * (mode === 'explore' && s.poolLookAheadShare > 0 ? Math.max(A, s.mPrime) : s.mPrime);
+    const hcBuffer = new Float64Array(maxRows * H);
+    const criticBuffer = new Float64Array(maxRows * this.criticHidden.outFeatures);
     // pv(S_t) of every episode: computed for S_0, then carried from the chosen candidate's look-ahead.
-    let pv = this.criticOutput(this.headHidden(tables.critic, h, B, 0, identity, prev), B);
+    let pv = this.criticOutput(this.headHidden(tables.critic, h, B, 0, identity, prev), B, W, identity);
     const std = this.logStd.data.map(Math.exp);
     let logStdSum = 0;
     for (const x of this.logStd.data) logStdSum += x;
@@ -520,7 +605,7 @@ export class PathPolicy {
       const ah = this.headHidden(tables.actor, h, B, t, identity, prev);
       const mu = new Float64Array(B * D);
       for (let b = 0; b < B; b++) addRow(mu, b * D, aOutB, 0, D);
-      matmulAccumulate(mu, ah, B, Ma, aOutW, D);
+      matmulDense(mu, ah, B, Ma, aOutW, D);
       const ct = this.valueScale(t);
       const proto = new Float64Array(B * D);
       for (let b = 0; b < B; b++) {
@@ -534,54 +619,90 @@ export class PathPolicy {
         (values[b] as Float64Array)[t] = ct * (pv[b] as number);
         (protos[b] as Float64Array).set(proto.subarray(b * D, (b + 1) * D), t * D);
       }
-      const cands = Array.from({ length: B }, (_, b) =>
-        this.nearestActions(proto, b * D, t === 0 ? -1 : (prev[b] as number)),
-      );
+      // poolLookAheadShare (exploring only): some steps look ahead over every valid action instead of
+      // the M' nearest, and take the critic's best, so the actor's mean is pulled (logProbAt
+      // 'action') towards what the critic prefers beyond its neighbourhood. Off: no draw at all.
+      const wholePool = new Uint8Array(B);
+      if (mode === 'explore' && s.poolLookAheadShare > 0)
+        for (let b = 0; b < B; b++) wholePool[b] = this.rng.uniform() < s.poolLookAheadShare ? 1 : 0;
+      const cands = Array.from({ length: B }, (_, b) => {
+        const p = t === 0 ? -1 : (prev[b] as number);
+        if (wholePool[b] === 0) return this.nearestActions(proto, b * D, p);
+        const all: number[] = [];
+        for (let a = 0; a < A; a++) if (p < 0 || this.pool.compatible(p, a)) all.push(a);
+        return all;
+      });
       // One-step look-ahead: the GRU step and the path value of S' for every distinct (state, action)
       // among the candidates, batched; row[b][i] is the look-ahead row of candidate i of episode b.
+      // States are numbered 0..S-1 (S <= B), so (state, action) indexes a flat table.
       const rowsB: number[] = [];
       const rowsA: number[] = [];
-      const rowOf = new Map<number, number>();
       const row = cands.map((c, b) =>
         c.map((a) => {
-          const key = (state[b] as number) * (A + 1) + a;
-          let r = rowOf.get(key);
-          if (r === undefined) {
+          const key = (state[b] as number) * A1 + a;
+          let r = rowOf[key] as number;
+          if (r < 0) {
             r = rowsB.length;
-            rowOf.set(key, r);
+            rowOf[key] = r;
+            touched.push(key);
             rowsB.push(rep[state[b] as number] as number);
             rowsA.push(a);
           }
           return r;
         }),
       );
+      for (const key of touched) rowOf[key] = -1;
+      touched.length = 0;
       const n = rowsB.length;
       const gh = new Float64Array(B * 3 * H);
       for (let b = 0; b < B; b++) addRow(gh, b * 3 * H, bh, 0, 3 * H);
-      matmulAccumulate(gh, h, B, H, whData, 3 * H);
-      const hc = new Float64Array(n * H);
+      matmulDense(gh, h, B, H, whData, 3 * H);
+      // The reset and update gates sigmoid(gi + gh) = 1 / (1 + e^-gi e^-gh): e^-gi is a per-action
+      // table (once per call), e^-gh one row per episode, so the n x H products need no exp.
+      for (let b = 0; b < B; b++) ghExact[b] = negExpRow(ghNeg, b * 2 * H, gh, b * 3 * H, 2 * H) ? 0 : 1;
+      const hc = hcBuffer;
       for (let i = 0; i < n; i++) {
         const b = rowsB[i] as number;
-        const ia = (rowsA[i] as number) * 3 * H;
+        const act = rowsA[i] as number;
+        const ia = act * 3 * H;
         const ib = b * 3 * H;
-        for (let j = 0; j < H; j++) {
-          // 1 / (1 + e^-x) is exact enough for both signs (e^-x overflows to Infinity -> 0).
-          const r = 1 / (1 + Math.exp(-((gi[ia + j] as number) + (gh[ib + j] as number))));
-          const z = 1 / (1 + Math.exp(-((gi[ia + H + j] as number) + (gh[ib + H + j] as number))));
-          const nn = Math.tanh((gi[ia + 2 * H + j] as number) + r * (gh[ib + 2 * H + j] as number));
-          hc[i * H + j] = nn + z * ((h[b * H + j] as number) - nn);
+        const o = i * H;
+        if (giExact[act] === 0 && ghExact[b] === 0) {
+          const ea = act * 2 * H;
+          const eb = b * 2 * H;
+          for (let j = 0; j < H; j++) {
+            const r = 1 / (1 + (giNeg[ea + j] as number) * (ghNeg[eb + j] as number));
+            const z = 1 / (1 + (giNeg[ea + H + j] as number) * (ghNeg[eb + H + j] as number));
+            const nn = tanhFast((gi[ia + 2 * H + j] as number) + r * (gh[ib + 2 * H + j] as number));
+            hc[o + j] = nn + z * ((h[b * H + j] as number) - nn);
+          }
+        } else {
+          for (let j = 0; j < H; j++) {
+            // 1 / (1 + e^-x) is exact enough for both signs (e^-x overflows to Infinity -> 0).
+            const r = 1 / (1 + Math.exp(-((gi[ia + j] as number) + (gh[ib + j] as number))));
+            const z = 1 / (1 + Math.exp(-((gi[ia + H + j] as number) + (gh[ib + H + j] as number))));
+            const nn = Math.tanh((gi[ia + 2 * H + j] as number) + r * (gh[ib + 2 * H + j] as number));
+            hc[o + j] = nn + z * ((h[b * H + j] as number) - nn);
+          }
         }
       }
-      const vc = this.criticOutput(this.headHidden(tables.critic, hc, n, t + 1, rowsB, rowsA), n);
+      const vc = this.criticOutput(
+        this.headHidden(tables.critic, hc, n, t + 1, rowsB, rowsA, criticBuffer),
+        n,
+        W,
+        rowsB,
+      );
       const nextH = new Float64Array(B * H);
       const nextPv = new Float64Array(B);
       const nextState = new Int32Array(B);
-      cands.forEach((c, b) => {
+      for (let b = 0; b < B; b++) {
+        const c = cands[b] as number[];
         const rb = row[b] as number[];
         let bestI = 0;
         for (let i = 1; i < c.length; i++)
           if ((vc[rb[i] as number] as number) > (vc[rb[bestI] as number] as number)) bestI = i;
-        if (mode === 'explore' && this.rng.uniform() < eps) bestI = this.rng.int(c.length);
+        if (mode === 'explore' && wholePool[b] === 0 && this.rng.uniform() < eps)
+          bestI = this.rng.int(c.length);
         const a = c[bestI] as number;
         const r = rb[bestI] as number;
         nextH.set(hc.subarray(r * H, (r + 1) * H), b * H);
@@ -591,20 +712,31 @@ export class PathPolicy {
         prev[b] = a;
         if (s.logProbAt === 'action') {
           // The executed action's embedding stands for the action in the Gaussian log-density.
-          const e = this.pool.embeddings.subarray(a * D, (a + 1) * D);
-          (protos[b] as Float64Array).set(e, t * D);
+          const e0 = a * D;
+          const pr = protos[b] as Float64Array;
           let lp = -logStdSum - HALF_LOG_2PI * D;
-          for (let j = 0; j < D; j++)
-            lp -= 0.5 * (((e[j] as number) - (mu[b * D + j] as number)) / (std[j] as number)) ** 2;
+          for (let j = 0; j < D; j++) {
+            const e = this.pool.embeddings[e0 + j] as number;
+            pr[t * D + j] = e;
+            lp -= 0.5 * ((e - (mu[b * D + j] as number)) / (std[j] as number)) ** 2;
+          }
           (logProbs[b] as Float64Array)[t] = lp;
         }
-      });
+      }
       h = nextH;
       pv = nextPv;
-      state = nextState;
-      // The representative of each new state: an episode now in it (h and w are the state's).
-      rep = new Array<number>(n).fill(-1);
-      for (let b = 0; b < B; b++) rep[nextState[b] as number] = b;
+      // The new states (look-ahead rows that some episode took), renumbered 0..S-1, and the
+      // representative of each: an episode now in it (h and w are the state's).
+      const idOf = new Int32Array(n).fill(-1);
+      rep = [];
+      for (let b = 0; b < B; b++) {
+        const r = nextState[b] as number;
+        if (idOf[r] === -1) {
+          idOf[r] = rep.length;
+          rep.push(b);
+        }
+        state[b] = idOf[r] as number;
+      }
     }
     return prefs.map((w, b) => ({
       preference: w,
@@ -679,6 +811,8 @@ export class PathPolicy {
         const gradNorm = clipGradNorm(this.params.list, s.maxGradNorm);
         this.optimizer.step();
         this.actorOptimizer.step();
+        const ls = this.logStd.data;
+        for (let j = 0; j < ls.length; j++) if ((ls[j] as number) < s.minLogStd) ls[j] = s.minLogStd;
         stats = { ...out.stats, gradNorm };
       }
     }
@@ -713,7 +847,10 @@ export class PathPolicy {
     const vals: Tensor[] = [];
     for (let t = 0; t <= T; t++) {
       vals.push(
-        this.pathValue(this.headInput(h, t, W, t === 0 ? null : eps.map((e) => e.actions[t - 1] as number))),
+        this.pathValue(
+          this.headInput(h, t, W, t === 0 ? null : eps.map((e) => e.actions[t - 1] as number)),
+          W,
+        ),
       );
       if (t < T) h = this.gru.forward(this.stepInput(eps.map((e) => e.actions[t] as number)), h);
     }
@@ -752,10 +889,10 @@ export class PathPolicy {
         R[t * E + b] = ((ret[b] as Float64Array)[t] as number) / this.valueScale(t);
       });
       logps.push(gaussianLogProb(new Tensor(protoT, E, D), this.actorMean(u), this.logStd));
-      vals.push(this.pathValue(u));
+      vals.push(this.pathValue(u, W));
       h = this.gru.forward(this.stepInput(eps.map((e) => e.actions[t] as number)), h);
     }
-    vals.push(this.pathValue(this.headInput(h, T, W, lastOf(T))));
+    vals.push(this.pathValue(this.headInput(h, T, W, lastOf(T)), W));
     eps.forEach((_, b) => (R[T * E + b] = episodeRewards[b] as number));
     const logp = concatRows(logps);
     const At = new Tensor(A, E * T, 1);
@@ -820,7 +957,7 @@ export class PathPolicy {
     const W = new Tensor(preferences ?? new Float64Array(B * K), B, K);
     return noGrad(() => {
       const u = this.headInput(new Tensor(hidden, B, H), positions, W, lastActions);
-      return { mean: this.actorMean(u).data, pathValue: this.pathValue(u).data };
+      return { mean: this.actorMean(u).data, pathValue: this.pathValue(u, W).data };
     });
   }
 
@@ -828,8 +965,9 @@ export class PathPolicy {
   initialOutputs(preference: readonly number[]): { mean: Float64Array; value: number } {
     const w = checkPreference(preference, this.settings.objectives);
     return noGrad(() => {
-      const u = this.headInput(zeros(1, this.settings.gruHidden), 0, this.prefTensor([w]), null);
-      return { mean: this.actorMean(u).data, value: this.pathValue(u).item() };
+      const W = this.prefTensor([w]);
+      const u = this.headInput(zeros(1, this.settings.gruHidden), 0, W, null);
+      return { mean: this.actorMean(u).data, value: this.pathValue(u, W).item() };
     });
   }
 }

@@ -104,11 +104,16 @@ describe('PathPolicy proposals', () => {
 
 describe('the no-tape propose', () => {
   it('records the values and log-densities the tape computes, and picks the critic argmax', () => {
-    for (const amortised of [false, true]) {
+    for (const [amortised, preferenceCritic] of [
+      [false, false],
+      [true, false],
+      [true, true],
+    ] as const) {
       const policy = new PathPolicy(syntheticPool(3, 6, new Rng(4)), {
         tMax: 5,
         objectives: 2,
         amortised,
+        preferenceCritic,
         gruHidden: 12,
         headHidden: 10,
         mPrime: 4,

@@ -77,17 +77,26 @@ describe('ONNX export of the actor, the critic and the state encoder', () => {
     await roundTrip(policy, 11);
   });
 
-  it('TS forward and onnxruntime forward agree within 1e-5 (amortised, 3 objectives, no features)', async () => {
-    const pool = new LayerPool([
-      { id: 'a', layers: 4 },
-      { id: 'b', layers: 6 },
-      { id: 'merged', layers: 4 },
-    ]);
-    const policy = new PathPolicy(pool, { tMax: 5, objectives: 3, amortised: true, seed: 4, mPrime: 3 });
-    const rng = new Rng(6);
-    for (const t of policy.params.list) for (let i = 0; i < t.size; i++) t.data[i]! += 0.2 * rng.normal();
-    await roundTrip(policy, 12);
-  });
+  for (const preferenceCritic of [false, true]) {
+    it(`TS forward and onnxruntime forward agree within 1e-5 (amortised, 3 objectives, no features, preferenceCritic ${preferenceCritic})`, async () => {
+      const pool = new LayerPool([
+        { id: 'a', layers: 4 },
+        { id: 'b', layers: 6 },
+        { id: 'merged', layers: 4 },
+      ]);
+      const policy = new PathPolicy(pool, {
+        tMax: 5,
+        objectives: 3,
+        amortised: true,
+        preferenceCritic,
+        seed: 4,
+        mPrime: 3,
+      });
+      const rng = new Rng(6);
+      for (const t of policy.params.list) for (let i = 0; i < t.size; i++) t.data[i]! += 0.2 * rng.normal();
+      await roundTrip(policy, 12);
+    });
+  }
 
   it('refuses a policy.json of another format with a typed error', async () => {
     const policy = new PathPolicy(syntheticPool(2, 2, new Rng(1)), { tMax: 2, gruHidden: 4, headHidden: 4 });

@@ -3,7 +3,8 @@
  * onnxruntime-node. Three graphs, float32, the weights as initializers:
  * - encoder.onnx: one GRU step of the state encoder, hidden [B, H] + action int64 [B] -> next_hidden [B, H];
  * - actor.onnx: S_t -> mean [B, D] of the Gaussian proto-action, and log_std [1, D];
- * - critic.onnx: S_t -> path_value [B, 1] (the expected episode reward; see PathPolicy.pathValue).
+ * - critic.onnx: S_t -> path_value [B, 1] (the expected episode reward; see PathPolicy.pathValue;
+ *   with preferenceCritic, w . the per-objective values).
  * S_t is given as hidden [B, H], position int64 [B] (t in 0..T_max), last_action int64 [B] (the pool
  * size A for none, at t = 0) and, for an amortised policy, preference float32 [B, K].
  * policy.json carries what the Wolpertinger selection needs besides the networks: the pool and the settings.
@@ -169,7 +170,13 @@ function actorGraph(policy: PathPolicy): GraphBuilder {
 function criticGraph(policy: PathPolicy): GraphBuilder {
   const g = new GraphBuilder('hm3-path-policy-critic');
   const u = headInput(g, policy);
-  const v = linear(g, policy, g.op('Tanh', [linear(g, policy, u, 'critic.hidden')]), 'critic.value');
+  let v = linear(g, policy, g.op('Tanh', [linear(g, policy, u, 'critic.hidden')]), 'critic.value');
+  const K = policy.valueOutputs;
+  if (K > 1) {
+    // preferenceCritic: w . u(S), the per-objective values weighted by the preference -> [B, 1].
+    const ones = g.initializer('objective_sum', new Float32Array(K).fill(1), [K, 1]);
+    v = g.op('MatMul', [g.op('Mul', [v, 'preference']), ones], {}, 'weighted_value');
+  }
   g.output(v, 'path_value', 'float32', ['batch', 1]);
   return g;
 }

@@ -64,11 +64,39 @@ export class Rng {
     return r * Math.cos(2 * Math.PI * v);
   }
 
-  /** A Dirichlet(1, ..., 1) draw of dimension k (uniform on the simplex). */
-  dirichlet(k: number): number[] {
-    const g = Array.from({ length: k }, () => -Math.log(1 - this.uniform()));
+  /**
+   * A Dirichlet(alpha, ..., alpha) draw of dimension k: alpha = 1 is uniform on the simplex, alpha < 1
+   * puts more mass near the vertices and edges.
+   */
+  dirichlet(k: number, alpha = 1): number[] {
+    const g = Array.from({ length: k }, () =>
+      alpha === 1 ? -Math.log(1 - this.uniform()) : this.gamma(alpha),
+    );
     const s = g.reduce((a, b) => a + b, 0);
     return g.map((x) => x / s);
+  }
+
+  /** A Gamma(alpha, 1) draw (Marsaglia and Tsang; alpha < 1 through Gamma(alpha + 1) U^(1/alpha)). */
+  gamma(alpha: number): number {
+    if (alpha < 1) {
+      let u = 0;
+      while (u === 0) u = this.uniform();
+      return this.gamma(alpha + 1) * u ** (1 / alpha);
+    }
+    const d = alpha - 1 / 3;
+    const c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      let x = 0;
+      let v = 0;
+      do {
+        x = this.normal();
+        v = 1 + c * x;
+      } while (v <= 0);
+      v = v * v * v;
+      const u = this.uniform();
+      if (u < 1 - 0.0331 * x ** 4) return d * v;
+      if (Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
+    }
   }
 
   /** Fisher-Yates shuffle in place. */

@@ -18,8 +18,19 @@ export interface PolicySettings {
    * that "action a at step t" is a linear feature of the heads (the critic's look-ahead ranks it).
    */
   readonly positionActionFeatures: boolean;
+  /**
+   * Amortised only: the critic outputs one path value per objective, u_k(S), and the path value is
+   * w . u(S) (the weighted-sum reward is linear in w, so the product with w is part of the model
+   * instead of something the heads' tanh layer has to approximate).
+   */
+  readonly preferenceCritic: boolean;
   /** M': nearest discrete actions considered around the proto-action. */
   readonly mPrime: number;
+  /**
+   * Exploring only: probability that a step's look-ahead covers every valid action instead of the M'
+   * nearest, the critic's best being taken (no eps pick); 0: off (the method's Wolpertinger step).
+   */
+  readonly poolLookAheadShare: number;
   /** Probability of a random pick among the M' candidates instead of the critic's best (after the decay). */
   readonly epsilon: number;
   /** epsilon at the first episode; it decays linearly to `epsilon` over epsilonDecayEpisodes. */
@@ -27,6 +38,12 @@ export interface PolicySettings {
   /** Length of the epsilon decay in training episodes; 0: epsilon throughout. */
   readonly epsilonDecayEpisodes: number;
   readonly initLogStd: number;
+  /**
+   * Floor of the actor's log-std, applied after every optimiser step (projected). With the density
+   * taken at the executed action (logProbAt 'action'), a shrinking std makes the ratio of far-off
+   * actions explode (clip fraction -> 1, the policy collapses); -10: no floor in practice.
+   */
+  readonly minLogStd: number;
   /**
    * Where PPO evaluates the Gaussian log-density: at the sampled proto-action ('proto'), or at the
    * embedding of the action the Wolpertinger step executed ('action', pulls the mean onto good actions).
@@ -68,11 +85,14 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   modelEmbedding: 8,
   layerEmbedding: 8,
   positionActionFeatures: true,
+  preferenceCritic: false,
   mPrime: 8,
+  poolLookAheadShare: 0,
   epsilon: 0.1,
   epsilonStart: 0.5,
   epsilonDecayEpisodes: 1500,
   initLogStd: Math.log(0.5),
+  minLogStd: -10,
   logProbAt: 'action',
   gamma: 0.99,
   advantageNorm: 'step',
@@ -121,12 +141,14 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
   positiveInt(s.epochs, 'epochs');
   positiveInt(s.minibatch, 'minibatch');
   inRange(s.epsilon, 0, 1, 'epsilon');
+  inRange(s.poolLookAheadShare, 0, 1, 'poolLookAheadShare');
   inRange(s.epsilonStart, 0, 1, 'epsilonStart');
   if (!Number.isSafeInteger(s.epsilonDecayEpisodes) || s.epsilonDecayEpisodes < 0)
     throw new InvalidArgumentError('epsilonDecayEpisodes must be a non-negative integer', {
       field: 'epsilonDecayEpisodes',
     });
   inRange(s.initLogStd, -10, 5, 'initLogStd');
+  inRange(s.minLogStd, -10, 5, 'minLogStd');
   inRange(s.gamma, 0, 1, 'gamma');
   inRange(s.lambda, 0, 1, 'lambda');
   inRange(s.clip, 1e-6, 1, 'clip');
@@ -164,6 +186,8 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
     throw new InvalidArgumentError('positionActionFeatures must be a boolean', {
       field: 'positionActionFeatures',
     });
+  if (typeof s.preferenceCritic !== 'boolean')
+    throw new InvalidArgumentError('preferenceCritic must be a boolean', { field: 'preferenceCritic' });
   if (s.logProbAt !== 'proto' && s.logProbAt !== 'action')
     throw new InvalidArgumentError(`logProbAt must be proto or action`, { field: 'logProbAt' });
   if (!Number.isSafeInteger(s.seed))

@@ -8,7 +8,7 @@ import type { PathStep } from './layer-pool.js';
 import { PathPolicy } from './path-policy.js';
 import type { Episode } from './path-policy.js';
 import { Rng } from './random.js';
-import type { PolicySettingsInput } from './settings.js';
+import type { PolicySettings, PolicySettingsInput } from './settings.js';
 import { matchFraction, samePath, TargetPathEnvironment, trainPolicy } from './trainer.js';
 
 export interface TargetExperimentOptions {
@@ -82,11 +82,21 @@ export interface AmortisedExperimentOptions extends TargetExperimentOptions {
   readonly objectives?: number;
   /** Unseen test preferences. */
   readonly testPreferences?: number;
+  /**
+   * Dirichlet concentration of the training preferences (default 1: uniform on the simplex; below 1,
+   * more of them near the vertices and edges, where one target clearly pays most).
+   */
+  readonly trainingAlpha?: number;
+  /** Also score the unseen preferences every this many training episodes (the curve's `correct`); 0: only at the end. */
+  readonly evaluateEvery?: number;
 }
 
 export interface AmortisedExperimentResult {
   readonly seed: number;
-  readonly curve: { episodes: number; meanReward: number }[];
+  /** The policy's resolved settings and the training preferences' Dirichlet concentration. */
+  readonly settings: PolicySettings;
+  readonly trainingAlpha: number;
+  readonly curve: { episodes: number; meanReward: number; correct?: number }[];
   /** Per test preference: the preference, the index of the target it favours, whether the greedy path is it. */
   readonly tests: { preference: number[]; expectedTarget: number; match: number; correct: boolean }[];
   readonly seconds: number;
@@ -112,33 +122,60 @@ export async function runAmortisedExperiment(
   }
   const env = new TargetPathEnvironment(pool, targets);
   const policy = new PathPolicy(pool, {
-    // K targets to find: the epsilon decay runs twice as long as for one.
+    // K targets to find: the epsilon decay runs twice as long as for one. The critic values paths
+    // as w . u(S); the actor's log-std stays at or above its initial log 0.5 (docs/method.md).
     epsilonDecayEpisodes: 3000,
+    preferenceCritic: true,
+    minLogStd: Math.log(0.5),
     ...options.settings,
     tMax: T,
     objectives: K,
     amortised: true,
     seed: options.seed,
   });
-  const curve: { episodes: number; meanReward: number }[] = [];
+  // The unseen preferences: drawn from their own seed (training draws from seed + 17), each with a
+  // clear favourite (the largest weight leads the second by >= 0.1).
+  const testRng = new Rng(9000 + options.seed);
+  const testPrefs: { w: number[]; expected: number }[] = [];
+  while (testPrefs.length < (options.testPreferences ?? 5)) {
+    const w = testRng.dirichlet(K);
+    const sorted = [...w].sort((a, b) => b - a);
+    if ((sorted[0] as number) - (sorted[1] as number) < 0.1) continue;
+    testPrefs.push({ w, expected: w.indexOf(sorted[0] as number) });
+  }
+  const score = (): AmortisedExperimentResult['tests'] => {
+    const paths = policy.propose(
+      testPrefs.map((p) => p.w),
+      'greedy',
+    );
+    return testPrefs.map((p, i) => {
+      const match = matchFraction((paths[i] as Episode).path, targets[p.expected] as PathStep[]);
+      return { preference: p.w, expectedTarget: p.expected, match, correct: match === 1 };
+    });
+  };
+  const every = options.evaluateEvery ?? 0;
+  const curve: AmortisedExperimentResult['curve'] = [];
   await trainPolicy(policy, env, {
     episodes: options.episodes ?? 8000,
     episodesPerUpdate: options.episodesPerUpdate ?? 8,
     seed: options.seed + 17,
+    samplePreference: (r) => r.dirichlet(K, options.trainingAlpha ?? 1),
     onUpdate: (p) => {
-      curve.push({ episodes: p.episodes, meanReward: p.meanReward });
+      const point: AmortisedExperimentResult['curve'][number] = {
+        episodes: p.episodes,
+        meanReward: p.meanReward,
+      };
+      if (every > 0 && p.episodes % every === 0) point.correct = score().filter((t) => t.correct).length;
+      curve.push(point);
     },
   });
-  const testRng = new Rng(9000 + options.seed);
-  const tests: AmortisedExperimentResult['tests'] = [];
-  while (tests.length < (options.testPreferences ?? 5)) {
-    const w = testRng.dirichlet(K);
-    const sorted = [...w].sort((a, b) => b - a);
-    if ((sorted[0] as number) - (sorted[1] as number) < 0.1) continue; // a clear favourite
-    const expected = w.indexOf(sorted[0] as number);
-    const path = (policy.propose([w], 'greedy')[0] as Episode).path;
-    const match = matchFraction(path, targets[expected] as PathStep[]);
-    tests.push({ preference: w, expectedTarget: expected, match, correct: match === 1 });
-  }
-  return { seed: options.seed, curve, tests, seconds: (Date.now() - started) / 1000 };
+  const tests = score();
+  return {
+    seed: options.seed,
+    settings: policy.settings,
+    trainingAlpha: options.trainingAlpha ?? 1,
+    curve,
+    tests,
+    seconds: (Date.now() - started) / 1000,
+  };
 }

@@ -105,6 +105,73 @@ describe('GAE and PPO', () => {
   });
 });
 
+describe('actor log-std floor and the per-objective critic', () => {
+  it('minLogStd holds after every update', () => {
+    const policy = new PathPolicy(pool, { tMax: 3, seed: 3, gruHidden: 8, headHidden: 8, minLogStd: -0.5 });
+    policy.logStd.data.fill(-0.5);
+    for (let i = 0; i < 5; i++) policy.update(policy.propose([[1], [1], [1], [1]]), [0.9, 0.1, 0.9, 0.1]);
+    expect(Math.min(...policy.logStd.data)).toBeGreaterThanOrEqual(-0.5);
+    expect(() => new PathPolicy(pool, { minLogStd: Number.NaN })).toThrow(InvalidArgumentError);
+  });
+
+  it('an amortised policy with preferenceCritic values S as w . u(S): linear in w for the same state', () => {
+    const policy = new PathPolicy(pool, {
+      tMax: 2,
+      objectives: 2,
+      amortised: true,
+      preferenceCritic: true,
+      positionActionFeatures: false,
+      seed: 4,
+      gruHidden: 8,
+      headHidden: 8,
+    });
+    expect(policy.valueOutputs).toBe(2);
+    expect(new PathPolicy(pool, { tMax: 2, objectives: 2, amortised: true }).valueOutputs).toBe(1);
+    // The heads also read w, so compare through the critic's own output: with the preference input
+    // weights zeroed, u(S) no longer depends on w and the path value is exactly w . u.
+    const wIn = policy.params.byName.get('critic.hidden.weight')!;
+    const rows = wIn.rows;
+    for (let r = rows - 2; r < rows; r++) wIn.data.fill(0, r * wIn.cols, (r + 1) * wIn.cols);
+    const v = (w: number[]) => policy.initialOutputs(w).value;
+    expect(v([0.5, 0.5])).toBeCloseTo((v([1, 0]) + v([0, 1])) / 2, 12);
+    expect(v([0.2, 0.8])).toBeCloseTo(0.2 * v([1, 0]) + 0.8 * v([0, 1]), 12);
+  });
+});
+
+describe('pool look-ahead while exploring', () => {
+  it("poolLookAheadShare 1: every exploring step takes the critic's best of all valid actions", () => {
+    const policy = new PathPolicy(pool, {
+      tMax: 3,
+      seed: 6,
+      gruHidden: 8,
+      headHidden: 8,
+      poolLookAheadShare: 1,
+    });
+    const A = pool.size;
+    const H = policy.settings.gruHidden;
+    for (const e of policy.propose([[1], [1], [1]], 'explore')) {
+      let h: Float64Array = new Float64Array(H);
+      let last = A;
+      for (let t = 0; t < 3; t++) {
+        const acts = Array.from({ length: A }, (_, a) => a);
+        const hs = new Float64Array(A * H);
+        for (let a = 0; a < A; a++) hs.set(h, a * H);
+        const v = policy.heads(
+          policy.encodeStep(hs, acts),
+          acts.map(() => t + 1),
+          acts,
+        ).pathValue;
+        const chosen = e.actions[t]!;
+        for (let a = 0; a < A; a++) expect(v[chosen]!).toBeGreaterThanOrEqual(v[a]! - 1e-12);
+        h = policy.encodeStep(h, [chosen]);
+        last = chosen;
+      }
+      expect(last).toBe(e.actions[2]);
+    }
+    expect(() => new PathPolicy(pool, { poolLookAheadShare: 1.5 })).toThrow(InvalidArgumentError);
+  });
+});
+
 describe('critic replay', () => {
   it('keeps at most replayEpisodes episodes and trains the critic from them', () => {
     const policy = new PathPolicy(pool, {

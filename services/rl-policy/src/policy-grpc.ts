@@ -32,10 +32,8 @@ export function policyHandlers(core: PolicyServiceCore): ServiceHandlers<typeof 
     train: async function* (request) {
       let last: { meanReward: number } | undefined;
       let count = 0;
-      for await (const e of core.train(
-        request.policyId,
-        request.iterations > 0 ? request.iterations : undefined,
-      )) {
+      // iterations 0 (unset on the wire) is INVALID_ARGUMENT: there is no implicit default.
+      for await (const e of core.train(request.policyId, request.iterations)) {
         last = e;
         count++;
         yield { event: { $case: 'progress' as const, value: progressToWire(e) } };

@@ -84,9 +84,12 @@ describe('PolicyServiceCore', () => {
     await expect(core.reportRewards(id, [{ episodeId: p!.episodeId, reward: Number.NaN }])).rejects.toThrow(
       InvalidArgumentError,
     );
-    const drain = async () => {
-      for await (const _ of core.train(id)) void _;
+    const drain = async (iterations: number) => {
+      for await (const _ of core.train(id, iterations)) void _;
     };
-    await expect(drain()).rejects.toThrow(FailedPreconditionError);
+    await expect(drain(1)).rejects.toThrow(FailedPreconditionError);
+    // 0 iterations (the wire's unset) has no implicit default.
+    await expect(drain(0)).rejects.toThrow(InvalidArgumentError);
+    await expect(drain(0)).rejects.toMatchObject({ details: { field: 'iterations' } });
   });
 });

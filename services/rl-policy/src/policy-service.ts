@@ -168,8 +168,12 @@ export class PolicyServiceCore {
     return { accepted, ignored };
   }
 
-  /** PPO updates over the rewarded episodes, one progress event per iteration; then persists the weights. */
-  async *train(policyId: string, iterations = 1): AsyncGenerator<TrainProgressEvent> {
+  /**
+   * PPO updates over the rewarded episodes (each one update of epochs x minibatches over the same
+   * batch), one progress event per iteration; then persists the weights. iterations < 1 (0 is the
+   * wire's unset) is InvalidArgumentError.
+   */
+  async *train(policyId: string, iterations: number): AsyncGenerator<TrainProgressEvent> {
     if (!Number.isSafeInteger(iterations) || iterations <= 0)
       throw new InvalidArgumentError(`iterations must be a positive integer, got ${iterations}`, {
         field: 'iterations',

@@ -180,10 +180,11 @@ describe('PolicyService over loopback gRPC', () => {
     expect(await bad(client.createPolicy({ policyId: 't0', spec: { ...spec, tMax: 0 } }))).toBe(
       status.INVALID_ARGUMENT,
     );
-    const drain = async () => {
-      for await (const _ of client.train({ policyId, iterations: 1 })) void _;
+    const drain = async (iterations = 1) => {
+      for await (const _ of client.train({ policyId, iterations })) void _;
     };
     expect(await bad(drain())).toBe(status.FAILED_PRECONDITION); // nothing rewarded since the last Train
+    expect(await bad(drain(0))).toBe(status.INVALID_ARGUMENT); // iterations 0: no implicit default
     const nan = await client.proposePaths({
       policyId,
       preference: { weights: [1, 1] },

@@ -11,6 +11,7 @@ import {
   runAmortisedExperiment,
   runTargetExperiment,
   type AmortisedExperimentResult,
+  type PolicySettingsInput,
   type TargetExperimentResult,
 } from '@hm3/rl';
 
@@ -106,11 +107,16 @@ for r in d["learning"]:
 ax[0].axvline(3000, color="k", ls="--", lw=0.8)
 ax[0].set_xlabel("training episodes"); ax[0].set_ylabel("greedy path: fraction matching the target")
 ax[0].set_title("single target, pool 4x8, T=8"); ax[0].legend(fontsize=6)
+ax2 = ax[1].twinx() if d["amortised"] else None
 for r in d["amortised"]:
     xs = [p["episodes"] for p in r["curve"]]
     ax[1].plot(xs, [p["meanReward"] for p in r["curve"]], lw=1, label=f"seed {r['seed']}")
+    pts = [p for p in r["curve"] if p.get("correct") is not None]
+    ax2.plot([p["episodes"] for p in pts], [p["correct"] for p in pts], "o--", ms=3, lw=0.8, label=f"seed {r['seed']}: right of 5")
 ax[1].set_xlabel("training episodes"); ax[1].set_ylabel("mean episode reward (exploring)")
-ax[1].set_title("amortised policy, 3 targets"); ax[1].legend(fontsize=6)
+if ax2 is not None:
+    ax2.set_ylabel("unseen preferences right (greedy, of 5)"); ax2.set_ylim(-0.2, 5.2); ax2.legend(fontsize=6, loc="lower right")
+ax[1].set_title("amortised policy, 3 targets"); ax[1].legend(fontsize=6, loc="upper left")
 fig.tight_layout(); fig.savefig(sys.argv[2], dpi=110)
 `;
   execFileSync(join(venv, 'bin/python'), ['-c', script, dataFile, file], { stdio: 'inherit' });
@@ -132,6 +138,8 @@ export async function rlBenchCommand(args: readonly string[]): Promise<number> {
       'amortised-seeds': { type: 'string', default: '0' },
       episodes: { type: 'string', default: '3000' },
       'amortised-episodes': { type: 'string', default: '8000' },
+      // JSON PolicySettingsInput over the amortised experiment's own (e.g. '{"logProbAt":"proto"}').
+      'amortised-settings': { type: 'string', default: '{}' },
       only: { type: 'string' },
       tag: { type: 'string' },
     },
@@ -166,6 +174,8 @@ export async function rlBenchCommand(args: readonly string[]): Promise<number> {
         seed,
         episodes: Number(values['amortised-episodes']),
         episodesPerUpdate: 8,
+        evaluateEvery: 1000,
+        settings: JSON.parse(values['amortised-settings']) as PolicySettingsInput,
       });
       amortised.push(r);
       const ok = r.tests.filter((t) => t.correct).length;

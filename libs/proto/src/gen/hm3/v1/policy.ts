@@ -71,7 +71,10 @@ export function scalarizationToJSON(object: Scalarization): string {
 
 /**
  * Settings of the path policy and of PPO. Every field is optional: unset takes the documented default
- * (the paper leaves most of them open; docs/method.md records the choices).
+ * (the paper leaves most of them open; docs/method.md records the choices). The defaults below are
+ * those of libs/rl (PolicySettings); a search (optimizer.proto) fills some in from its own spec.
+ * Not settable here (libs/rl defaults): actor learning rate 1e-3, initial log-std log 0.5, epsilon
+ * starting at 0.5, dual clip 3, gradient-norm clip 1, position-action features on.
  */
 export interface RlSettings {
   /** Length penalty beta in the reward R = sum_k w_k f_k - beta * T. Default 0.01. */
@@ -82,7 +85,10 @@ export interface RlSettings {
   nearestActions?:
     | number
     | undefined;
-  /** Probability eps of picking a random one of the M' actions instead of the critic's best. Default 0.1. */
+  /**
+   * Probability eps of picking a random one of the M' actions instead of the critic's best, reached
+   * after a linear decay from 0.5 over the first 1,500 training episodes. Default 0.1.
+   */
   exploration?:
     | number
     | undefined;
@@ -102,23 +108,29 @@ export interface RlSettings {
   valueCoef?:
     | number
     | undefined;
-  /** Entropy-bonus coefficient c2. Default 0.01. */
+  /** Entropy-bonus coefficient c2. Default 0.001. */
   entropyCoef?:
     | number
     | undefined;
-  /** Adam learning rate. Default 3e-4. */
+  /**
+   * Adam learning rate of the critic and the state encoder (GRU, embeddings); the actor head has its
+   * own rate (1e-3). Default 3e-3.
+   */
   learningRate?:
     | number
     | undefined;
-  /** GRU state size of the path encoder. Default 64. */
+  /** GRU state size of the path encoder, and the hidden width of the actor and critic heads. Default 64. */
   hiddenSize?:
     | number
     | undefined;
-  /** Size of the model and layer embeddings. Default 16. */
+  /** Size of the learned model and layer embeddings (each). Default 8. */
   embeddingSize?:
     | number
     | undefined;
-  /** Episodes collected per PPO iteration. Default 16. */
+  /**
+   * Episodes collected per PPO iteration by a search (the caller of PolicyService; the service itself
+   * trains on whatever was reported). Default 8.
+   */
   episodesPerIteration?:
     | number
     | undefined;
@@ -126,11 +138,17 @@ export interface RlSettings {
   epochs?:
     | number
     | undefined;
-  /** Minibatch size (episodes). Default 8. */
+  /**
+   * Minibatch size in steps; a minibatch holds whole episodes, ceil(minibatch_size / T_max) of them.
+   * Default 256.
+   */
   minibatchSize?:
     | number
     | undefined;
-  /** PPO iterations per preference (or in total for an amortised policy). Default 100. */
+  /**
+   * Not read by PolicyService (Train takes its count in TrainRequest.iterations) nor by a search (it
+   * runs by its budget); kept for wire compatibility.
+   */
   iterations?:
     | number
     | undefined;
@@ -141,11 +159,14 @@ export interface RlSettings {
   amortized?:
     | boolean
     | undefined;
-  /** Allow a STOP action that ends a path before T_max. Default false. */
+  /** Allow a STOP action that ends a path before T_max. Not supported yet: true is INVALID_ARGUMENT. */
   allowStop?:
     | boolean
     | undefined;
-  /** Fit an affine alignment (PathStep.affine) for layers taken out of their native position. Default false. */
+  /**
+   * Fit an affine alignment (PathStep.affine) for layers taken out of their native position. Not
+   * supported yet: true is INVALID_ARGUMENT.
+   */
   alignLayers?:
     | boolean
     | undefined;
@@ -198,7 +219,10 @@ export interface ProposePathsRequest {
     | undefined;
   /** Number of paths to propose; at least 1. */
   count: number;
-  /** Take the most likely action at each step instead of sampling (for the final front). */
+  /**
+   * Use the actor's mean proto-action and the critic's best of its M' nearest actions at each step,
+   * with no sampling and no eps (for the final front).
+   */
   greedy: boolean;
 }
 
@@ -246,7 +270,10 @@ export interface ReportRewardsResponse {
 export interface TrainRequest {
   /** The policy to train. */
   policyId: string;
-  /** PPO iterations to run; 0: RlSettings.iterations. */
+  /**
+   * PPO updates to run over the reported batch (each one update of `epochs` passes of minibatches);
+   * at least 1: 0 (unset) is INVALID_ARGUMENT.
+   */
   iterations: number;
 }
 
