@@ -78,6 +78,7 @@ export async function startEvaluatorServer(options: EvaluatorServerOptions): Pro
     if (options.bus !== undefined && options.recordScores !== false) {
       recorder = await startScoreRecorder(options.bus, options.store.processedEvents, options.store.scores, {
         logger: server.logger,
+        searches: options.store.searches,
       });
     }
   } catch (error) {

@@ -160,7 +160,8 @@ export class Evaluator {
   private readonly pool: RuntimePool;
 
   constructor(private readonly options: EvaluatorOptions) {
-    if (options.weightCacheBytes !== undefined) checkWeightCacheBytes(options.weightCacheBytes, 'weightCacheBytes');
+    if (options.weightCacheBytes !== undefined)
+      checkWeightCacheBytes(options.weightCacheBytes, 'weightCacheBytes');
     this.tasks = options.tasks ?? BUILTIN_TASKS;
     this.pool = new RuntimePool(options.intraOpThreads, options.weightCacheBytes);
   }

@@ -3,11 +3,13 @@
  * built-in evaluator (whose scores are already there) or an external evaluation cluster answering
  * on the contract. First writer wins: a (candidate, objective, split) already recorded is kept, so a
  * redelivered or repeated answer changes nothing. Scores of the `full` split are not recorded (the
- * store keeps search and held-out scores).
+ * store keeps search and held-out scores). With `searches`, the answers of a search this store does
+ * not hold (another deployment's, or events left on the topic by an earlier run) are skipped: their
+ * scores would otherwise be taken as already evaluated by this deployment's searches.
  */
 import { consumeIdempotently, type EventBus, type IdempotentSubscription } from '@hm3/events';
 import { common, events, TOPICS } from '@hm3/proto';
-import type { ProcessedEventsRepository, ScoresRepository } from '@hm3/store';
+import type { ProcessedEventsRepository, ScoresRepository, SearchesRepository } from '@hm3/store';
 import type { Logger } from '@hm3/service-kit';
 import { recordEventId } from './eval-consumer.js';
 
@@ -20,6 +22,8 @@ export interface ScoreRecorderOptions {
   /** Default hm3.eval.completed. */
   readonly topic?: string;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Record a search's answers only when this repository holds the search (answers without a search id are recorded). */
+  readonly searches?: Pick<SearchesRepository, 'get'>;
 }
 
 /**
@@ -52,6 +56,17 @@ export async function startScoreRecorder(
         throw new Error(`payload: expected eval_completed, got ${envelope.payload?.$case ?? 'none'}`);
       }
       const candidateId = envelope.candidateId !== '' ? envelope.candidateId : event.key;
+      if (
+        options.searches !== undefined &&
+        envelope.searchId !== '' &&
+        (await options.searches.get(envelope.searchId)) === undefined
+      ) {
+        logger?.info(
+          { eventId: envelope.eventId, traceId: envelope.traceId, candidateId, searchId: envelope.searchId },
+          'scores of a search this store does not hold: not recorded',
+        );
+        return;
+      }
       let recorded = 0;
       for (const score of envelope.payload.value.scores) {
         const split =
