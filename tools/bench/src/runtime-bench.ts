@@ -33,6 +33,8 @@ interface RuntimeBenchConfig {
   repeats: number;
   threads: number;
   torch: boolean;
+  /** onnxruntime flushes denormals to zero (ModelRuntime's flushDenormals; the bench's process does nothing else) */
+  flushDenormals: boolean;
 }
 
 interface Throughput {
@@ -60,6 +62,7 @@ function parseRuntimeArgs(args: readonly string[]): RuntimeBenchConfig {
       repeats: { type: 'string', default: '3' },
       threads: { type: 'string', default: String(os.availableParallelism()) },
       'no-torch': { type: 'boolean', default: false },
+      'no-flush-denormals': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -78,6 +81,7 @@ function parseRuntimeArgs(args: readonly string[]): RuntimeBenchConfig {
     repeats: positive('repeats', values.repeats),
     threads: positive('threads', values.threads),
     torch: !values['no-torch'],
+    flushDenormals: !values['no-flush-denormals'],
   };
 }
 
@@ -159,7 +163,10 @@ export async function runRuntimeBench(
     }
   }
   log('running @hm3/model (onnxruntime-node) ...');
-  const runtime = new ModelRuntime({ intraOpThreads: config.threads });
+  const runtime = new ModelRuntime({
+    intraOpThreads: config.threads,
+    flushDenormals: config.flushDenormals,
+  });
   try {
     const model: CausalLM = await runtime.path(ownPath(config.model, arch.numLayers));
     const results: CaseResult[] = [];
@@ -210,7 +217,7 @@ function formatTable(config: RuntimeBenchConfig, cases: CaseResult[]): string {
     );
   lines.push(
     '',
-    `prompt length ${config.promptLength}, ${config.newTokens} new tokens, ${config.threads} threads, median of ${config.repeats} after a warm-up`,
+    `prompt length ${config.promptLength}, ${config.newTokens} new tokens, ${config.threads} threads, median of ${config.repeats} after a warm-up, onnxruntime denormals ${config.flushDenormals ? 'flushed to zero' : 'kept'}`,
   );
   return lines.join('\n');
 }
