@@ -6,8 +6,9 @@ export default defineConfig({
     name: '@hm3/e2e',
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     passWithNoTests: true,
-    // The real Kafka broker and FerretDB from tools/infra (HM3_KAFKA_BROKERS / HM3_MONGO_URL).
-    globalSetup: [fileURLToPath(import.meta.resolve('@hm3/infra/vitest-setup'))],
+    // FerretDB from tools/infra (shared, a database per scenario) and a Kafka broker of the run's own
+    // (tools/infra's, private state and ports): HM3_MONGO_URL / HM3_KAFKA_BROKERS for the tests.
+    globalSetup: [fileURLToPath(new URL('./src/global-setup.ts', import.meta.url))],
     // Whole searches over four processes, with kills and consumer-group rebalances.
     testTimeout: 600_000,
     hookTimeout: 180_000,

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEAD_LETTER_HEADERS } from '@hm3/events';
-import { events, optimizer, TOPICS } from '@hm3/proto';
+import { events, optimizer, TOPIC_NAMES, TOPICS } from '@hm3/proto';
 import { createMongoStore, type Store } from '@hm3/store';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,12 +57,7 @@ interface Scenario {
  * scenarios: the evaluator's score recorder would copy their scores into this scenario's database.
  */
 async function startGroupsAtHead(): Promise<void> {
-  const kafka = new Kafka({
-    clientId: 'hm3-e2e-admin',
-    brokers: brokers().split(','),
-    logLevel: logLevel.NOTHING,
-  });
-  const admin = kafka.admin();
+  const admin = kafkaClient('hm3-e2e-admin').admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
@@ -78,10 +73,19 @@ async function startGroupsAtHead(): Promise<void> {
     for (const [groupId, topics] of groups)
       for (const topic of topics) {
         if (!existing.has(topic)) continue;
-        // Refused while a member of the group runs elsewhere: then this scenario shares its events.
-        await admin.resetOffsets({ groupId, topic, earliest: false }).catch((error: unknown) => {
-          console.warn(`could not move ${groupId} to the end of ${topic}: ${String(error)}`);
-        });
+        // The end offsets themselves: resetOffsets({ earliest: false }) commits -1, which a consumer
+        // that subscribes from the beginning (every idempotent consumer) reads as "from the beginning".
+        const ends = await admin.fetchTopicOffsets(topic);
+        await admin
+          .setOffsets({
+            groupId,
+            topic,
+            partitions: ends.map((e) => ({ partition: e.partition, offset: e.high })),
+          })
+          .catch((error: unknown) => {
+            // Refused while a member of the group runs elsewhere: then this scenario shares its events.
+            throw new Error(`could not move ${groupId} to the end of ${topic}: ${String(error)}`);
+          });
       }
   } finally {
     await admin.disconnect();
@@ -100,7 +104,8 @@ async function scenario(name: string, body: (s: Scenario) => Promise<void>): Pro
   await startGroupsAtHead();
   const database = `hm3_e2e_${name}_${randomUUID().slice(0, 8)}`;
   const cluster = new Cluster({
-    work,
+    // The scenario's own logs and artifacts: the checks on log lines read this scenario's alone.
+    work: path.join(work, name),
     kafkaBrokers: brokers(),
     mongoUrl: mongoUrl(),
     database,
@@ -126,19 +131,49 @@ async function scenario(name: string, body: (s: Scenario) => Promise<void>): Pro
   }
 }
 
-/** Exactly the budget: every candidate scored once on every objective, the front = the non-dominated set. */
-async function expectExactBudget(store: Store, searchId: string, budget: number): Promise<void> {
+/**
+ * Exactly the budget: every candidate scored once on every objective, none duplicated (unique keys,
+ * counts checked, and the evaluator computed no score twice), the front = the non-dominated set.
+ */
+async function expectExactBudget(
+  cluster: Cluster,
+  store: Store,
+  searchId: string,
+  budget: number,
+): Promise<void> {
   const stored = await storedSearch(store, searchId);
   expect(stored.scored.size).toBe(budget);
   expect(stored.scoreDocuments).toBe(budget * 3);
+  expect(stored.scoreKeys).toBe(stored.scoreDocuments);
   for (const objectives of stored.scored.values()) expect(objectives.size).toBe(3);
   expect(stored.candidates).toBe(budget);
+  expect(stored.candidateIds).toBe(stored.candidates);
   expect(stored.candidatesNotScored).toEqual([]);
   expect(stored.front.length).toBeGreaterThan(0);
   expect(stored.front).toEqual(stored.nonDominated);
+  // No score computed twice: the evaluator computed (not answered from the store) one score per stored
+  // document of the search (search split, and the held-out re-scoring of the front and the experts);
+  // a SIGKILL between storing a score and logging it can hide one request's scores, never add any.
+  const heldout = (await store.scores.listBySearch(searchId)).filter((s) => s.split === 'heldout').length;
+  expect(heldout).toBeGreaterThan(0);
+  const fresh = await freshScores(cluster, searchId);
+  expect(fresh).toBeLessThanOrEqual(budget * 3 + heldout);
+  expect(fresh).toBeGreaterThanOrEqual(budget * 3 + heldout - 3);
+}
+
+/** Scores the evaluator computed for a search (log lines `evaluation completed`, `reused: false`). */
+async function freshScores(cluster: Cluster, searchId: string): Promise<number> {
+  let n = 0;
+  for (const line of await cluster.logLines('evaluator')) {
+    if (line['msg'] !== 'evaluation completed' || line['searchId'] !== searchId) continue;
+    const scores = line['scores'] as { reused?: boolean }[] | undefined;
+    n += (scores ?? []).filter((x) => x.reused === false).length;
+  }
+  return n;
 }
 
 interface TopicRecord {
+  readonly topic: string;
   readonly key: string;
   /** Undefined when the value is not an envelope. */
   readonly envelope: events.Envelope | undefined;
@@ -147,51 +182,83 @@ interface TopicRecord {
   readonly timestamp: number;
 }
 
-/** Every record of a topic from the beginning, decoded (a fresh group per call). */
-async function readTopic(topic: string): Promise<TopicRecord[]> {
-  const kafka = new Kafka({
-    clientId: 'hm3-e2e-reader',
-    brokers: brokers().split(','),
-    logLevel: logLevel.NOTHING,
-  });
+function kafkaClient(clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: brokers().split(','), logLevel: logLevel.NOTHING });
+}
+
+/** Every record of the (existing) topics from the beginning, decoded (one fresh group per call). */
+async function readTopics(topics: readonly string[]): Promise<TopicRecord[]> {
+  const kafka = kafkaClient('hm3-e2e-reader');
   const admin = kafka.admin();
   await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic);
+  const existing = new Set(await admin.listTopics());
+  const present = topics.filter((t) => existing.has(t));
+  let total = 0;
+  for (const topic of present)
+    for (const p of await admin.fetchTopicOffsets(topic)) total += Number(p.high) - Number(p.low);
   await admin.disconnect();
-  const total = ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   const out: TopicRecord[] = [];
   if (total === 0) return out;
   const consumer = kafka.consumer({ groupId: `hm3-e2e-reader-${randomUUID()}` });
   await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`read ${out.length}/${total} of ${topic}`)), 60_000);
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        let envelope: events.Envelope | undefined;
-        try {
-          envelope = events.Envelope.decode(message.value ?? new Uint8Array());
-        } catch {
-          envelope = undefined;
-        }
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        out.push({
-          key: message.key?.toString() ?? '',
-          envelope,
-          headers,
-          timestamp: Number(message.timestamp),
-        });
-        if (out.length >= total) {
-          clearTimeout(timer);
-          resolve();
-        }
-        return Promise.resolve();
-      },
+  await consumer.subscribe({ topics: present, fromBeginning: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`read ${out.length}/${total} of ${present.join(', ')}`)),
+        120_000,
+      );
+      void consumer.run({
+        eachMessage: async ({ topic, message }) => {
+          let envelope: events.Envelope | undefined;
+          try {
+            envelope = events.Envelope.decode(message.value ?? new Uint8Array());
+          } catch {
+            envelope = undefined;
+          }
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+          out.push({
+            topic,
+            key: message.key?.toString() ?? '',
+            envelope,
+            headers,
+            timestamp: Number(message.timestamp),
+          });
+          if (out.length >= total) {
+            clearTimeout(timer);
+            resolve();
+          }
+          return Promise.resolve();
+        },
+      });
     });
-  });
-  await consumer.disconnect();
+  } finally {
+    await consumer.disconnect();
+  }
   return out;
+}
+
+/** Waits until a consumer group has consumed everything on a topic (lag 0). */
+async function waitForNoLag(groupId: string, topic: string, timeoutMs: number): Promise<void> {
+  const admin = kafkaClient('hm3-e2e-lag').admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const lag = ends.reduce((n, end) => {
+        const at = committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1';
+        return n + Number(end.high) - Math.max(Number(at), Number(end.low));
+      }, 0);
+      if (lag === 0) return;
+      if (Date.now() > deadline) throw new Error(`${groupId} still has ${lag} to consume on ${topic}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 describe('distributed search over Kafka and FerretDB, four services as processes', () => {
@@ -213,7 +280,7 @@ describe('distributed search over Kafka and FerretDB, four services as processes
       expect(seen.last?.evaluationsDone).toBe(60);
       expect(seen.rounds).toBeGreaterThan(0);
       expect(seen.candidates).toBeGreaterThanOrEqual(60);
-      await expectExactBudget(store, searchId, 60);
+      await expectExactBudget(cluster, store, searchId, 60);
 
       const { front } = await client().getFront({ searchId });
       expect(front?.final).toBe(true);
@@ -291,7 +358,7 @@ describe('distributed search over Kafka and FerretDB, four services as processes
       const final = await waitFor(client, searchId, isTerminal, 540_000);
       expect(final.state).toBe(optimizer.SearchState.SUCCEEDED);
       expect(final.evaluationsDone).toBe(budget);
-      await expectExactBudget(store, searchId, budget);
+      await expectExactBudget(cluster, store, searchId, budget);
     });
   });
 
@@ -309,7 +376,7 @@ describe('distributed search over Kafka and FerretDB, four services as processes
       const final = await waitFor(client, searchId, isTerminal, 540_000);
       expect(final.state).toBe(optimizer.SearchState.SUCCEEDED);
       expect(final.evaluationsDone).toBe(budget);
-      await expectExactBudget(store, searchId, budget);
+      await expectExactBudget(cluster, store, searchId, budget);
       expect(
         (await cluster.logLines('pareto-optimizer')).some(
           (l) => l['msg'] === 'search resumed' && l['searchId'] === searchId,
@@ -350,26 +417,47 @@ describe('distributed search over Kafka and FerretDB, four services as processes
       expect(final.state).toBe(optimizer.SearchState.CANCELLED);
       expect(final.message).toBe('e2e cancel');
 
-      // Nothing for the search is produced after the cancel: in-flight requests were sent before it,
-      // and the optimizer sends no new request, re-send, held-out evaluation or round event.
+      // No new work after the cancel: every request and round event of the search was produced before
+      // it (no new request, re-send, held-out evaluation or round event); every answer answers one of
+      // those requests. Then in-flight work drains (the evaluator and the merger have consumed every
+      // request, the answers are in) and nothing more for the search is produced on any topic.
+      const requestTopics = new Set<string>([
+        TOPICS.MERGE_REQUESTED,
+        TOPICS.EVAL_REQUESTED,
+        TOPICS.ROUND_COMPLETED,
+        TOPICS.FRONT_UPDATED,
+      ]);
+      await waitForNoLag('hm3-evaluator', TOPICS.EVAL_REQUESTED, 300_000);
+      await waitForNoLag('hm3-tensor-merge', TOPICS.MERGE_REQUESTED, 300_000);
       await new Promise((r) => setTimeout(r, 3000));
-      for (const topic of [TOPICS.MERGE_REQUESTED, TOPICS.EVAL_REQUESTED, TOPICS.ROUND_COMPLETED]) {
-        const produced = (await readTopic(topic)).filter((r) => r.envelope?.searchId === searchId);
-        if (topic !== TOPICS.ROUND_COMPLETED) expect(produced.length).toBeGreaterThan(0);
-        for (const r of produced) expect(r.timestamp).toBeLessThanOrEqual(cancelledAt);
-      }
+      const ofSearch = async () =>
+        (await readTopics(TOPIC_NAMES)).filter((r) => r.envelope?.searchId === searchId);
+      const drained = await ofSearch();
+      const requests = drained.filter((r) => requestTopics.has(r.topic));
+      expect(requests.filter((r) => r.topic === TOPICS.EVAL_REQUESTED).length).toBeGreaterThan(0);
+      for (const r of requests) expect(r.timestamp).toBeLessThanOrEqual(cancelledAt);
+      const requestIds = new Set(requests.map((r) => r.envelope!.eventId));
+      const answers = drained.filter((r) => !requestTopics.has(r.topic));
+      expect(answers.length).toBeGreaterThan(0);
+      for (const r of answers) expect(requestIds.has(r.envelope!.causationId)).toBe(true);
+      await new Promise((r) => setTimeout(r, 5000));
+      expect((await ofSearch()).length).toBe(drained.length);
       const { front } = await client().getFront({ searchId });
       expect(front?.members.length).toBeGreaterThan(0);
       const stored = await storedSearch(store, searchId);
       expect(stored.scored.size).toBe(final.evaluationsDone);
       expect(stored.scored.size).toBeLessThan(60);
 
-      const dead = (await readTopic(TOPICS.DEAD_LETTER)).filter(
-        (r) => r.headers['hm3-dead-letter-source-topic'] === TOPICS.EVAL_COMPLETED,
+      // Every consumer of hm3.eval.completed dead-letters it (the optimizer's group and the evaluator's
+      // score recorder), each with its reason.
+      const poisoned = (await readTopics([TOPICS.DEAD_LETTER])).filter(
+        (r) => r.key === poisonKey && r.headers['hm3-dead-letter-source-topic'] === TOPICS.EVAL_COMPLETED,
       );
-      const poisoned = dead.find((r) => r.key === poisonKey);
-      expect(poisoned?.headers[DEAD_LETTER_HEADERS.reason]).toMatch(/./);
-      expect(poisoned?.headers[DEAD_LETTER_HEADERS.consumerGroup]).toBe('hm3-pareto-optimizer');
+      expect(poisoned.map((r) => r.headers[DEAD_LETTER_HEADERS.consumerGroup]).sort()).toEqual([
+        'hm3-evaluator-scores',
+        'hm3-pareto-optimizer',
+      ]);
+      for (const r of poisoned) expect(r.headers[DEAD_LETTER_HEADERS.reason]).toMatch(/./);
     });
   });
 });

@@ -99,7 +99,11 @@ export interface StoredSearch {
   readonly scored: Map<string, Map<string, number>>;
   /** Score documents of this search on the search split. */
   readonly scoreDocuments: number;
+  /** Distinct (candidate, objective, split) keys among them: a duplicate document would make it smaller. */
+  readonly scoreKeys: number;
   readonly candidates: number;
+  /** Distinct ids among this search's candidate documents. */
+  readonly candidateIds: number;
   readonly candidatesNotScored: string[];
   readonly front: string[];
   readonly nonDominated: string[];
@@ -129,7 +133,9 @@ export async function storedSearch(store: Store, searchId: string): Promise<Stor
   return {
     scored,
     scoreDocuments: scores.length,
+    scoreKeys: new Set(scores.map((s) => `${s.candidateId}|${s.objective}|${s.split}`)).size,
     candidates: candidates.length,
+    candidateIds: new Set(candidates.map((c) => c.id)).size,
     candidatesNotScored: candidates.filter((c) => c.state !== 'SCORED').map((c) => c.id),
     front: [...front].sort(),
     nonDominated: nonDominated.sort(),

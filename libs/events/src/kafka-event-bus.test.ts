@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
 import { MongoClient } from 'mongodb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -232,6 +234,62 @@ describe(`KafkaEventBus [kafka @${BROKERS.join(',')}]`, () => {
     expect(text).toContain('scram-sha-512');
     expect(text).not.toContain(password);
   });
+
+  it('grows a configured topic created before with fewer partitions; two replicas of one group share candidate-keyed work', async () => {
+    const topic = `t.partitions.${uniqueSuffix()}`;
+    const group = `g.partitions.${uniqueSuffix()}`;
+    const old = new KafkaEventBus(busConfig({ topics: [{ name: topic, partitions: 1 }] }));
+    await old.start();
+    await old.close();
+    const replicas = [0, 1].map(
+      () => new KafkaEventBus(busConfig({ topics: [{ name: topic, partitions: 4 }] })),
+    );
+    const admin = new Kafka({
+      clientId: 'hm3-events-test-admin',
+      brokers: BROKERS,
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    try {
+      for (const bus of replicas) await bus.start();
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      expect(topics[0]?.partitions).toHaveLength(4);
+      const got = replicas.map(() => new Set<string>());
+      const subs = await Promise.all(
+        replicas.map((bus, r) =>
+          bus.subscribe({ groupId: group, topics: [topic] }, async (event) => {
+            got[r]!.add(event.key);
+          }),
+        ),
+      );
+      // Candidate ids as keys (content hashes): the murmur2 partitioner spreads them over the partitions.
+      const published = new Set<string>();
+      let batch = 0;
+      await eventually(
+        async () => {
+          const keys = Array.from(
+            { length: 16 },
+            (_, i) => `c-${createHash('sha1').update(`${batch}.${i}`).digest('hex')}`,
+          );
+          batch++;
+          await replicas[0]!.publish(
+            topic,
+            keys.map((key) => ({ key, value: new Uint8Array([1]) })),
+          );
+          for (const k of keys) published.add(k);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const all = new Set([...got[0]!, ...got[1]!]);
+          return got.every((g) => g.size > 0) && [...published].every((k) => all.has(k)) ? true : undefined;
+        },
+        60_000,
+        'both replicas to receive work and every record to be delivered',
+      );
+      await Promise.all(subs.map((sub) => sub.stop()));
+    } finally {
+      await admin.disconnect();
+      await Promise.all(replicas.map((bus) => bus.close()));
+    }
+  }, 90_000);
 
   it('refuses to publish after a clean close', async () => {
     const bus = new KafkaEventBus(busConfig());

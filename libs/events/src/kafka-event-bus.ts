@@ -6,6 +6,7 @@ import {
   type Consumer,
   type EachBatchPayload,
   type KafkaMessage,
+  type Message,
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
@@ -117,6 +118,16 @@ export class KafkaEventBus implements EventBus {
   private readonly knownTopics = new Set<string>();
   private readonly subscriptions = new Set<KafkaSubscription>();
   private readonly deadLetterTopic: string;
+  /** Publishes waiting for the send in flight (see publish). */
+  private pendingSend:
+    | {
+        topics: Map<string, Message[]>;
+        resolve: () => void;
+        reject: (error: unknown) => void;
+        done: Promise<void>;
+      }
+    | undefined;
+  private sending = false;
 
   constructor(private readonly config: KafkaEventBusConfig) {
     if (!Array.isArray(config.brokers) || config.brokers.length === 0) {
@@ -179,19 +190,54 @@ export class KafkaEventBus implements EventBus {
     await this.producer.connect();
   }
 
+  /**
+   * Publishes that arrive while a send is in flight go out together in the next one (one request for
+   * many concurrent publishers, as the idempotent producer sends one request at a time). A publish
+   * resolves once the broker acknowledged (acks=all) the send that carried it; per-key order holds.
+   */
   async publish(topic: string, records: PublishRecord[]): Promise<void> {
-    const producer = this.require(this.producer);
+    this.require(this.producer);
     if (records.length === 0) return;
     await this.ensureTopics([topic]);
-    await producer.send({
-      topic,
-      acks: -1,
-      messages: records.map((r) => ({
-        key: r.key,
-        value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
-        headers: { ...r.headers },
-      })),
-    });
+    const messages = records.map((r) => ({
+      key: r.key,
+      value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
+      headers: { ...r.headers },
+    }));
+    if (!this.pendingSend) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const done = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.pendingSend = { topics: new Map(), resolve, reject, done };
+      if (!this.sending) queueMicrotask(() => void this.flushSends());
+    }
+    const list = this.pendingSend.topics.get(topic) ?? [];
+    list.push(...messages);
+    this.pendingSend.topics.set(topic, list);
+    return this.pendingSend.done;
+  }
+
+  private async flushSends(): Promise<void> {
+    const group = this.pendingSend;
+    if (!group || this.sending) return;
+    this.pendingSend = undefined;
+    this.sending = true;
+    try {
+      const producer = this.require(this.producer);
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...group.topics].map(([topic, messages]) => ({ topic, messages })),
+      });
+      group.resolve();
+    } catch (error) {
+      group.reject(error);
+    } finally {
+      this.sending = false;
+      if (this.pendingSend) void this.flushSends();
+    }
   }
 
   async subscribe(options: SubscribeOptions, handler: EventHandler): Promise<Subscription> {
@@ -260,6 +306,18 @@ export class KafkaEventBus implements EventBus {
         ...(this.config.replicationFactor ? { replicationFactor: this.config.replicationFactor } : {}),
       })),
     });
+    // A topic created earlier with fewer partitions (another process, the broker's default) gets
+    // more, so that consumer-group members can share it. Partitions are never removed; keys then
+    // map to new partitions for new messages (consumers are idempotent, order per key continues).
+    const { topics } = await admin.fetchTopicMetadata({ topics: fresh.map((s) => s.name) });
+    const grow = fresh.flatMap((s) => {
+      const have = topics.find((t) => t.name === s.name)?.partitions.length ?? s.partitions;
+      return have < s.partitions ? [{ topic: s.name, count: s.partitions }] : [];
+    });
+    if (grow.length > 0) {
+      await admin.createPartitions({ topicPartitions: grow });
+      this.logger.info({ topics: grow }, 'topic partitions added');
+    }
     for (const s of fresh) this.knownTopics.add(s.name);
   }
 

@@ -63,6 +63,8 @@ export {
   type SearchResult,
 } from './search.js';
 export { majorityHead, mutatePath } from './strategies.js';
+export { mapLimit } from './concurrency.js';
+export { GroupCommit } from './group-commit.js';
 export {
   frontMembers,
   pairedBootstrap,

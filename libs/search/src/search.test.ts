@@ -314,6 +314,47 @@ describe('runSearch', () => {
     expect(result.evaluations).toBe(7);
     expect(result.front.length).toBeGreaterThan(0);
   });
+
+  it.each(['hm3', 'random', 'param-only', 'arch-only'] as const)(
+    '%s with 8 evaluations in flight: exactly the budget, the same result as one at a time',
+    async (strategy) => {
+      const run = async (concurrency: number) => {
+        const d = new Doubles();
+        let inFlight = 0;
+        let peak = 0;
+        const evaluate = d.evaluate.evaluate;
+        d.evaluate = {
+          evaluate: async (request) => {
+            peak = Math.max(peak, ++inFlight);
+            // Answers out of order: later requests of a batch may finish first.
+            for (let i = 0; i < (request.candidateId.charCodeAt(5) % 4) + 1; i++)
+              await new Promise<void>((resolve) => setImmediate(resolve));
+            inFlight--;
+            return evaluate(request);
+          },
+        };
+        const deps = { ...(await d.deps()), concurrency };
+        const result = await runSearch(spec({ strategy, budget: { max_evaluations: 37 } }), deps);
+        const stored = await deps.store.scores.listBySearch(result.searchId);
+        return { d, peak, result, stored };
+      };
+      const one = await run(1);
+      const many = await run(8);
+      expect(one.peak).toBe(1);
+      expect(many.peak).toBeGreaterThan(1);
+      expect(many.peak).toBeLessThanOrEqual(8);
+      for (const { d, result, stored } of [one, many]) {
+        const searchCalls = d.evaluated.filter((r) => r.split === 'search');
+        expect(result.evaluations).toBe(37);
+        expect(searchCalls).toHaveLength(37);
+        expect(new Set(searchCalls.map((r) => r.candidateId)).size).toBe(37);
+        expect(stored.filter((s) => s.split === 'search')).toHaveLength(37 * 3);
+      }
+      expect(many.result.candidates.map((c) => c.id)).toEqual(one.result.candidates.map((c) => c.id));
+      expect(many.result.front).toEqual(one.result.front);
+      expect(many.result.rounds).toEqual(one.result.rounds);
+    },
+  );
 });
 
 describe('candidates', () => {

@@ -7,7 +7,7 @@
  */
 import { FailedPreconditionError, Hm3Error, InvalidArgumentError } from '@hm3/errors';
 import { dasDennis, dasDennisCount, dirichletWeights, hypervolume, nonDominatedIndices } from '@hm3/moo';
-import type { Store } from '@hm3/store';
+import type { CandidateRecord, ScoreRecord, Store } from '@hm3/store';
 import {
   canonicalJson,
   canonicalise,
@@ -29,6 +29,8 @@ import type {
   SearchRecipe,
 } from './ports.js';
 import { specToDocument, type SearchSpec } from './spec.js';
+import { mapLimit } from './concurrency.js';
+import { GroupCommit } from './group-commit.js';
 import { runStrategy } from './strategies.js';
 
 export interface SearchDeps {
@@ -42,6 +44,11 @@ export interface SearchDeps {
   readonly onEvent?: (event: SearchEvent) => void;
   /** Stops new work: the search ends CANCELLED with its front so far (re-scored on held-out). */
   readonly signal?: AbortSignal;
+  /**
+   * Evaluations (and merges) a round keeps in flight at once; default 1 (the embedded search runs
+   * its evaluations in this process). Results, archive order and budget decisions do not depend on it.
+   */
+  readonly concurrency?: number;
 }
 
 export type CandidateOrigin = 'seed' | 'start' | 'merge' | 'upper' | 'policy' | 'mutation' | 'random';
@@ -189,6 +196,12 @@ function labelOf(info: ModelInfo, index: number): string {
 
 class BudgetExhausted extends Error {}
 
+/** A proposal to score: the draft and where it came from. */
+export interface ScoreItem {
+  readonly draft: CandidateDraft;
+  readonly meta: { readonly origin: CandidateOrigin; readonly preference?: readonly number[] };
+}
+
 /** The state of one running search, shared by the strategies. */
 export class SearchContext {
   readonly k: number;
@@ -208,6 +221,15 @@ export class SearchContext {
   private idleRounds = 0;
   private proposals = 0;
   private readonly merges = new Map<string, Promise<PoolEntry>>();
+  // The store writes of concurrent evaluations, grouped: one round trip per wave, not per candidate.
+  private readonly candidateInserts = new GroupCommit<CandidateRecord>((c) =>
+    this.deps.store.candidates.insertManyIfAbsent(c),
+  );
+  private readonly scoreWrites = new GroupCommit<ScoreRecord>((s) => this.deps.store.scores.upsertMany(s));
+  private pendingMarks: Promise<void>[] = [];
+  private readonly scoredMarks = new GroupCommit<string>((ids) =>
+    this.deps.store.candidates.updateMany(ids, { state: 'SCORED', updatedAt: new Date(this.now()) }),
+  );
   private readonly started: number;
 
   constructor(
@@ -356,55 +378,140 @@ export class SearchContext {
     draft: CandidateDraft,
     meta: { origin: CandidateOrigin; preference?: readonly number[] },
   ): Promise<ScoredCandidate> {
-    this.proposals++;
-    const c = canonicalise(draft);
-    const cached = this.archive.get(c.id);
-    if (cached) {
-      this.roundScored++;
-      this.deps.onEvent?.({
-        type: 'candidate.scored',
-        round: this.round,
-        candidate: cached,
-        cached: true,
-        evaluations: this.evaluations,
-      });
-      return cached;
+    const [scored] = await this.scoreMany([{ draft, meta }]);
+    if (scored === undefined) {
+      this.checkStop();
+      throw new Error('unreachable: a candidate left unscored without a stop');
     }
-    this.checkStop();
-    const stored = await this.deps.store.scores.listByCandidate(c.id);
-    let search: number[];
-    const fromStore = this.spec.objectives.map(
-      (o) => stored.find((s) => s.objective === o.name && s.split === 'search')?.value,
-    );
-    if (fromStore.every((v) => v !== undefined)) {
-      search = fromStore as number[];
-    } else {
-      await this.recordCandidate(c, 'EVALUATING');
-      const result = await this.deps.evaluate.evaluate({
-        candidateId: c.id,
-        path: resolvePath(c),
-        objectives: this.spec.objectives,
-        split: 'search',
-        ...(this.deps.signal ? { signal: this.deps.signal } : {}),
-      });
-      checkScores(result.scores, this.k, c.id);
-      search = [...result.scores];
-      this.evaluations++;
-      this.roundNew++;
-      await this.saveScores(c.id, 'search', search, result.examples);
-      await this.deps.store.candidates.update(c.id, { state: 'SCORED', updatedAt: new Date(this.now()) });
-    }
-    const scored = this.toScored(c, meta, search);
-    this.archive.set(c.id, scored);
-    this.roundScored++;
-    this.deps.onEvent?.({
-      type: 'candidate.scored',
-      round: this.round,
-      candidate: scored,
-      cached: false,
-      evaluations: this.evaluations,
-    });
     return scored;
+  }
+
+  /**
+   * Scores a round's proposals with up to `deps.concurrency` evaluations in flight. What each
+   * proposal costs is decided in proposal order before anything is sent: a candidate in the archive
+   * (or earlier in the batch) is a cache hit, one another search scored comes from the store, a new
+   * one is evaluated only while the budget (and `limit` new evaluations) allows, so never more
+   * evaluations than the budget however many are in flight, and the same proposals make the same
+   * decisions on a replay. Results keep proposal order, `undefined` where the budget or a stop left a
+   * proposal unscored; the archive and the `candidate.scored` events follow proposal order. When an
+   * evaluation fails, nothing new starts, those in flight finish (their scores are kept) and the
+   * first error is thrown.
+   */
+  async scoreMany(
+    items: readonly ScoreItem[],
+    options: { readonly limit?: number } = {},
+  ): Promise<(ScoredCandidate | undefined)[]> {
+    this.proposals += items.length;
+    const concurrency = Math.max(1, this.deps.concurrency ?? 1);
+    const canon = items.map((item) => canonicalise(item.draft));
+    const stopped = this.stopCause() !== undefined;
+    // Scores other searches already hold, for the candidates new to this search. Trusted only for a
+    // candidate a search of this store recorded and scored: scores without that record (an answer to
+    // another deployment sharing the topics) would put a candidate on the front that no search stores.
+    const fresh = stopped ? [] : [...new Set(canon.map((c) => c.id).filter((id) => !this.archive.has(id)))];
+    const known = await this.deps.store.scores.listByCandidates(fresh);
+    const storedLists = await mapLimit(fresh, concurrency, async (id) => {
+      const scores = known.filter((s) => s.candidateId === id);
+      if (scores.length === 0) return scores;
+      return (await this.deps.store.candidates.get(id))?.state === 'SCORED' ? scores : [];
+    });
+    const stored = new Map<string, number[]>();
+    fresh.forEach((id, i) => {
+      const values = this.spec.objectives.map(
+        (o) => storedLists[i]!.find((s) => s.objective === o.name && s.split === 'search')?.value,
+      );
+      if (values.every((v) => v !== undefined)) stored.set(id, values as number[]);
+    });
+    type Plan = { kind: 'cached' | 'stored' | 'skip' } | { kind: 'same'; as: number } | { kind: 'evaluate' };
+    const first = new Map<string, number>();
+    let reserved = 0;
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const plans: Plan[] = canon.map((c, i): Plan => {
+      if (this.archive.has(c.id)) return { kind: 'cached' };
+      const earlier = first.get(c.id);
+      if (earlier !== undefined) return { kind: 'same', as: earlier };
+      if (stopped) return { kind: 'skip' };
+      if (stored.has(c.id)) {
+        first.set(c.id, i);
+        return { kind: 'stored' };
+      }
+      if (this.evaluations + reserved >= this.budget || reserved >= limit) return { kind: 'skip' };
+      reserved++;
+      first.set(c.id, i);
+      return { kind: 'evaluate' };
+    });
+    const search = new Array<number[] | undefined>(items.length);
+    const results = new Array<ScoredCandidate | undefined>(items.length);
+    let cursor = 0;
+    // Archives and announces every proposal whose result is known, in proposal order.
+    const flush = (): void => {
+      for (; cursor < items.length; cursor++) {
+        const plan = plans[cursor]!;
+        const c = canon[cursor]!;
+        let scored: ScoredCandidate | undefined;
+        let cached = false;
+        if (plan.kind === 'cached' || plan.kind === 'same') {
+          scored = this.archive.get(c.id);
+          cached = true;
+        } else if (plan.kind === 'stored' || plan.kind === 'evaluate') {
+          const values = plan.kind === 'stored' ? stored.get(c.id) : search[cursor];
+          if (values === undefined) return;
+          scored = this.toScored(c, items[cursor]!.meta, values);
+          this.archive.set(c.id, scored);
+        }
+        results[cursor] = scored;
+        if (scored === undefined) continue;
+        this.roundScored++;
+        this.deps.onEvent?.({
+          type: 'candidate.scored',
+          round: this.round,
+          candidate: scored,
+          cached,
+          evaluations: this.evaluations,
+        });
+      }
+    };
+    flush();
+    const toEvaluate = plans.flatMap((p, i) => (p.kind === 'evaluate' ? [i] : []));
+    try {
+      await mapLimit(toEvaluate, concurrency, async (i) => {
+        // A cancelled search starts no new evaluation; those in flight finish.
+        if (this.deps.signal?.aborted) plans[i] = { kind: 'skip' };
+        else search[i] = await this.evaluateSearch(canon[i]!);
+        flush();
+      });
+    } catch (error) {
+      // Keep what finished: skip the proposals whose evaluation failed or never started.
+      for (const i of toEvaluate) if (search[i] === undefined) plans[i] = { kind: 'skip' };
+      for (const [i, p] of plans.entries())
+        if (p.kind === 'same' && plans[p.as]!.kind === 'skip') plans[i] = { kind: 'skip' };
+      flush();
+      throw error;
+    }
+    flush();
+    return results;
+  }
+
+  /** One new evaluation on the search split, recorded in the store. */
+  private async evaluateSearch(c: CanonicalCandidate): Promise<number[]> {
+    await this.recordCandidate(c, 'EVALUATING');
+    const result = await this.deps.evaluate.evaluate({
+      candidateId: c.id,
+      path: resolvePath(c),
+      objectives: this.spec.objectives,
+      split: 'search',
+      ...(this.deps.signal ? { signal: this.deps.signal } : {}),
+    });
+    checkScores(result.scores, this.k, c.id);
+    const search = [...result.scores];
+    this.evaluations++;
+    this.roundNew++;
+    await this.saveScores(c.id, 'search', search, result.examples);
+    // The SCORED mark is off the evaluation's path (the scores are stored); the search's end waits for it.
+    const mark = this.scoredMarks.add(c.id);
+    mark.catch(() => undefined);
+    this.pendingMarks.push(mark);
+    return search;
   }
 
   private toScored(
@@ -435,7 +542,7 @@ export class SearchContext {
   private async recordCandidate(c: CanonicalCandidate, state: 'EVALUATING'): Promise<void> {
     const at = new Date(this.now());
     const merged = c.pool.find((p) => p.recipe);
-    await this.deps.store.candidates.insertIfAbsent({
+    await this.candidateInserts.add({
       id: c.id,
       searchId: this.searchId,
       round: this.round,
@@ -462,8 +569,9 @@ export class SearchContext {
     scores: readonly number[],
     examples: readonly number[],
   ): Promise<void> {
-    for (const [k, o] of this.spec.objectives.entries()) {
-      await this.deps.store.scores.upsert({
+    // One record per objective, unique on (candidate, objective, split), with other candidates' records.
+    await this.scoreWrites.add(
+      ...this.spec.objectives.map((o, k) => ({
         candidateId,
         objective: o.name,
         split,
@@ -471,14 +579,23 @@ export class SearchContext {
         value: scores[k]!,
         details: { examples: examples[k] ?? 0 },
         createdAt: new Date(this.now()),
-      });
-    }
+      })),
+    );
   }
 
   /** The current front (non-dominated on the search split). */
   front(): ScoredCandidate[] {
     const all = [...this.archive.values()];
     return frontIndices(all.map((c) => c.search)).map((i) => all[i]!);
+  }
+
+  /** Waits for the SCORED marks still being written (the search's end waits for them). */
+  async flushMarks(): Promise<void> {
+    while (this.pendingMarks.length > 0) {
+      const marks = this.pendingMarks;
+      this.pendingMarks = [];
+      await Promise.all(marks);
+    }
   }
 
   async endRound(): Promise<RoundSummary> {
@@ -491,17 +608,20 @@ export class SearchContext {
       hypervolume: frontHypervolume(front.map((c) => c.search)),
     };
     this.rounds.push(summary);
-    await this.deps.store.fronts.upsert({
-      searchId: this.searchId,
-      round: this.round,
-      candidateIds: front.map((c) => c.id),
-      hypervolume: summary.hypervolume,
-      createdAt: new Date(this.now()),
-    });
-    await this.deps.store.searches.update(this.searchId, {
-      round: this.round + 1,
-      updatedAt: new Date(this.now()),
-    });
+    // Independent records: written at once (the next round waits on them).
+    await Promise.all([
+      this.deps.store.fronts.upsert({
+        searchId: this.searchId,
+        round: this.round,
+        candidateIds: front.map((c) => c.id),
+        hypervolume: summary.hypervolume,
+        createdAt: new Date(this.now()),
+      }),
+      this.deps.store.searches.update(this.searchId, {
+        round: this.round + 1,
+        updatedAt: new Date(this.now()),
+      }),
+    ]);
     this.idleRounds = this.roundNew === 0 ? this.idleRounds + 1 : 0;
     this.round++;
     this.roundOpen = false;
@@ -512,7 +632,7 @@ export class SearchContext {
   /** Re-scores the front on the held-out split (no budget: the search is over). */
   async scoreHeldout(front: readonly ScoredCandidate[]): Promise<void> {
     let done = 0;
-    for (const member of front) {
+    await mapLimit(front, Math.max(1, this.deps.concurrency ?? 1), async (member) => {
       const c = this.archive.get(member.id)!;
       const result = await this.deps.evaluate.evaluate({
         candidateId: c.id,
@@ -525,7 +645,7 @@ export class SearchContext {
       if (result.perExample) c.heldoutPerExample = result.perExample.map((r) => [...r]);
       await this.saveScores(c.id, 'heldout', c.heldout, result.examples);
       this.deps.onEvent?.({ type: 'heldout.progress', done: ++done, total: front.length });
-    }
+    });
   }
 
   /** Episode reward: sum_k w_k f_k (or -Tchebycheff to z*) minus beta * T. */
@@ -626,6 +746,7 @@ export async function runSearch(
   // The front, plus the experts as they are (the references every comparison needs), on held-out.
   const seeds = [...ctx.archive.values()].filter((c) => c.origin === 'seed' && !front.includes(c));
   await ctx.scoreHeldout([...front, ...seeds]);
+  await ctx.flushMarks();
   const cancelled = deps.signal?.aborted === true;
   const heldoutPoints = front.map((c) => c.heldout ?? c.search);
   const result: SearchResult = {

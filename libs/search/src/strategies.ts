@@ -11,8 +11,9 @@
  */
 import { Nsga2 } from '@hm3/moo';
 import { ownPathDraft, type PoolEntry } from './candidate.js';
+import { mapLimit } from './concurrency.js';
 import type { PathPolicyHandle, PathStepRef } from './ports.js';
-import type { SearchContext } from './search.js';
+import type { ScoreItem, ScoredCandidate, SearchContext } from './search.js';
 import { SINGLE_METHODS, type SingleMethod } from './spec.js';
 
 export async function runStrategy(ctx: SearchContext): Promise<void> {
@@ -32,11 +33,31 @@ export async function runStrategy(ctx: SearchContext): Promise<void> {
   }
 }
 
+/**
+ * Scores a batch of proposals (see SearchContext.scoreMany); when the budget or a stop left any of
+ * them unscored, ends the strategy (BudgetExhausted) after `use` has seen the scored ones.
+ */
+async function scoreAll(
+  ctx: SearchContext,
+  items: readonly ScoreItem[],
+  use: (scored: ScoredCandidate, index: number) => void = () => undefined,
+): Promise<void> {
+  const scored = await ctx.scoreMany(items);
+  scored.forEach((c, i) => c && use(c, i));
+  if (scored.some((c) => c === undefined)) ctx.checkStop();
+}
+
+/** Merges and other per-proposal port calls of a round, as many at once as evaluations. */
+function concurrency(ctx: SearchContext): number {
+  return Math.max(1, ctx.deps.concurrency ?? 1);
+}
+
 /** Round 0 of the path strategies: every expert as is; sets z* from their scores. */
 async function seedExperts(ctx: SearchContext): Promise<void> {
-  for (let i = 0; i < ctx.experts.length; i++) {
-    await ctx.score(ownPathDraft(ctx.experts, i), { origin: 'seed' });
-  }
+  await scoreAll(
+    ctx,
+    ctx.experts.map((_, i) => ({ draft: ownPathDraft(ctx.experts, i), meta: { origin: 'seed' as const } })),
+  );
   const seeds = [...ctx.archive.values()].filter((c) => c.origin === 'seed');
   ctx.ideal = ctx.spec.objectives.map((_, k) => Math.max(...seeds.map((c) => c.search[k]!)));
 }
@@ -68,16 +89,21 @@ async function paramOnly(ctx: SearchContext, share: number): Promise<void> {
     ctx.startRound(population);
     const asked = nsga.ask(population);
     if (asked.length === 0) break;
-    for (const cand of asked) {
-      if (ctx.evaluations >= limit) {
-        nsga.fail(cand.id);
-        continue;
-      }
-      const recipe = ctx.recipeFromVector(cand.x);
-      const merged = await ctx.mergeEntry(recipe, `merge#${ctx.round}.${generation++}`);
-      const scored = await ctx.score(ownPathDraft([merged], 0), { origin: 'upper' });
-      nsga.tell(cand.id, [...scored.search]);
-    }
+    // Merge no more than the evaluations left can score.
+    const room = Math.min(asked.length, limit - ctx.evaluations, ctx.remaining);
+    const chosen = asked.slice(0, room);
+    for (const cand of asked.slice(room)) nsga.fail(cand.id);
+    const first = generation;
+    generation += chosen.length;
+    const merged = await mapLimit(chosen, concurrency(ctx), (cand, i) =>
+      ctx.mergeEntry(ctx.recipeFromVector(cand.x), `merge#${ctx.round}.${first + i}`),
+    );
+    const scored = await ctx.scoreMany(
+      merged.map((m) => ({ draft: ownPathDraft([m], 0), meta: { origin: 'upper' as const } })),
+      { limit: limit - ctx.evaluations },
+    );
+    scored.forEach((c, i) => (c ? nsga.tell(chosen[i]!.id, [...c.search]) : nsga.fail(chosen[i]!.id)));
+    if (scored.some((c) => c === undefined)) ctx.checkStop();
     await ctx.endRound();
   }
 }
@@ -144,7 +170,9 @@ export function mutatePath(
  * The lower level in rounds. First every pool model's own path (under the run's head source) is
  * scored for each preference: the starting points. Then each round, per preference,
  * `episodes_per_iteration` paths: the policy's proposals (PPO learns from their rewards) and a
- * `mutation_share` of neighbours of the best paths found so far for that preference.
+ * `mutation_share` of neighbours of the best paths found so far for that preference (drawn from the
+ * incumbents as they stand after the round's proposals). A round's proposals of every run are scored
+ * as one batch, its mutations as a second one while the policies learn.
  */
 async function policyRounds(ctx: SearchContext, runs: readonly PolicyRun[]): Promise<void> {
   const e = ctx.spec.rl.episodesPerIteration;
@@ -153,57 +181,83 @@ async function policyRounds(ctx: SearchContext, runs: readonly PolicyRun[]): Pro
   const incumbents = runs.map((run) => run.members.map(() => [] as Incumbent[]));
   const headOf = (run: PolicyRun, steps: readonly PathStepRef[]) =>
     run.head === 'majority' ? majorityHead(steps) : run.head;
+  /** A batch of paths with the (run, member) each belongs to. */
+  interface Slot {
+    readonly r: number;
+    readonly m: number;
+    readonly steps: readonly PathStepRef[];
+    readonly episode?: number;
+  }
+  const items = (slots: readonly Slot[], origin: 'start' | 'policy' | 'mutation'): ScoreItem[] =>
+    slots.map(({ r, m, steps }) => {
+      const run = runs[r]!;
+      const member = run.members[m]!;
+      return {
+        draft: { pool: member.pool, steps, headSource: headOf(run, steps) },
+        meta: { origin, preference: member.w },
+      };
+    });
+  const rememberScored =
+    (slots: readonly Slot[]) =>
+    (scored: ScoredCandidate, i: number): void => {
+      const { r, m, steps } = slots[i]!;
+      const w = runs[r]!.members[m]!.w;
+      remember(incumbents[r]![m]!, { steps, reward: ctx.reward(scored.search, w, steps.length) });
+    };
   try {
     ctx.startRound(runs.reduce((n, r) => n + r.members.reduce((m, x) => m + x.pool.length, 0), 0));
-    for (const [r, run] of runs.entries()) {
-      for (const [m, member] of run.members.entries()) {
-        for (let i = 0; i < member.pool.length; i++) {
-          const steps = ownPathDraft(member.pool, i).steps;
-          const scored = await ctx.score(
-            { pool: member.pool, steps, headSource: headOf(run, steps) },
-            { origin: 'start', preference: member.w },
-          );
-          remember(incumbents[r]![m]!, { steps, reward: ctx.reward(scored.search, member.w, steps.length) });
-        }
-      }
-    }
+    const starts: Slot[] = runs.flatMap((run, r) =>
+      run.members.flatMap((member, m) =>
+        member.pool.map((_, i) => ({ r, m, steps: ownPathDraft(member.pool, i).steps })),
+      ),
+    );
+    await scoreAll(ctx, items(starts, 'start'), rememberScored(starts));
     await ctx.endRound();
     for (;;) {
       ctx.startRound(runs.reduce((n, r) => n + r.members.length * e, 0));
-      for (const [r, run] of runs.entries()) {
-        const prefs = run.members.flatMap((m) => new Array<readonly number[]>(fromPolicy).fill(m.w));
-        const proposed = await run.policy.propose(prefs);
-        const episodes: number[] = [];
-        const rewards: number[] = [];
-        try {
-          for (const [i, p] of proposed.entries()) {
-            const m = Math.floor(i / fromPolicy);
-            const member = run.members[m]!;
-            const scored = await ctx.score(
-              { pool: member.pool, steps: p.steps, headSource: headOf(run, p.steps) },
-              { origin: 'policy', preference: member.w },
-            );
-            const reward = ctx.reward(scored.search, member.w, p.steps.length);
-            episodes.push(p.episode);
-            rewards.push(reward);
-            remember(incumbents[r]![m]!, { steps: p.steps, reward });
-          }
+      const proposed = await Promise.all(
+        runs.map((run) =>
+          run.policy.propose(run.members.flatMap((m) => new Array<readonly number[]>(fromPolicy).fill(m.w))),
+        ),
+      );
+      const proposals: Slot[] = proposed.flatMap((list, r) =>
+        list.map((p, i) => ({ r, m: Math.floor(i / fromPolicy), steps: p.steps, episode: p.episode })),
+      );
+      const scored = await ctx.scoreMany(items(proposals, 'policy'));
+      const episodes = runs.map(() => [] as number[]);
+      const rewards = runs.map(() => [] as number[]);
+      scored.forEach((c, i) => {
+        if (!c) return;
+        const { r, m, steps, episode } = proposals[i]!;
+        const reward = ctx.reward(c.search, runs[r]!.members[m]!.w, steps.length);
+        episodes[r]!.push(episode!);
+        rewards[r]!.push(reward);
+        remember(incumbents[r]![m]!, { steps, reward });
+      });
+      const learning = runs.map((run, r) =>
+        episodes[r]!.length > 0 ? run.policy.learn(episodes[r]!, rewards[r]!) : Promise.resolve(),
+      );
+      const neighbours: Slot[] = [];
+      if (scored.every((c) => c !== undefined))
+        for (const [r, run] of runs.entries())
           for (const [m, member] of run.members.entries()) {
             const best = incumbents[r]![m]!;
             for (let j = 0; j < mutations && best.length > 0; j++) {
               const parent = best[Math.floor(ctx.rng() * Math.min(3, best.length))]!;
-              const steps = mutatePath(parent.steps, member.pool.length, ctx.base.numLayers, ctx.rng);
-              const scored = await ctx.score(
-                { pool: member.pool, steps, headSource: headOf(run, steps) },
-                { origin: 'mutation', preference: member.w },
-              );
-              remember(best, { steps, reward: ctx.reward(scored.search, member.w, steps.length) });
+              neighbours.push({
+                r,
+                m,
+                steps: mutatePath(parent.steps, member.pool.length, ctx.base.numLayers, ctx.rng),
+              });
             }
           }
-        } finally {
-          if (episodes.length > 0) await run.policy.learn(episodes, rewards);
-        }
-      }
+      const outcomes = await Promise.allSettled([
+        ...learning,
+        scoreAll(ctx, items(neighbours, 'mutation'), rememberScored(neighbours)),
+      ]);
+      const failed = outcomes.find((o) => o.status === 'rejected');
+      if (failed) throw failed.reason;
+      if (scored.some((c) => c === undefined)) ctx.checkStop();
       await ctx.endRound();
     }
   } finally {
@@ -263,12 +317,16 @@ async function hierarchical(ctx: SearchContext, amortized: boolean): Promise<voi
     await paramOnly(ctx, Number.isFinite(share) ? share : 64);
     merged = await bestMergesPerPreference(ctx);
   } else {
-    merged = [];
-    for (const w of ctx.preferences) {
-      const entry = await ctx.mergeEntry(ctx.recipeFor(w), `merged(${w.map((x) => x.toFixed(2)).join(',')})`);
-      merged.push(entry);
-      await ctx.score(ownPathDraft([entry], 0), { origin: 'merge', preference: w });
-    }
+    merged = await mapLimit(ctx.preferences, concurrency(ctx), (w) =>
+      ctx.mergeEntry(ctx.recipeFor(w), `merged(${w.map((x) => x.toFixed(2)).join(',')})`),
+    );
+    await scoreAll(
+      ctx,
+      merged.map((entry, i) => ({
+        draft: ownPathDraft([entry], 0),
+        meta: { origin: 'merge' as const, preference: ctx.preferences[i]! },
+      })),
+    );
     await ctx.endRound();
   }
   const pools = merged.map((m) => [...ctx.experts, m]);
@@ -310,23 +368,38 @@ async function randomSearch(ctx: SearchContext): Promise<void> {
   await ctx.endRound();
   const box = ctx.upperBox();
   const perRound = ctx.spec.rl.episodesPerIteration * ctx.preferences.length;
+  const layers = ctx.base.numLayers;
   let n = 0;
   for (;;) {
     ctx.startRound(perRound);
-    for (let i = 0; i < perRound; i++) {
+    // Draws first (the same sequence as one at a time), then the round's merges and evaluations at once;
+    // no more merges than the budget can score.
+    const draws = Array.from({ length: Math.min(perRound, ctx.remaining) }, () => {
       const x = box.lower.map((lo, j) => lo + ctx.rng() * (box.upper[j]! - lo));
-      const entry = await ctx.mergeEntry(ctx.recipeFromVector(x), `random#${n++}`);
-      if (ctx.rng() < 0.5) {
-        await ctx.score(ownPathDraft([entry], 0), { origin: 'random' });
-      } else {
+      const label = `random#${n++}`;
+      const steps =
+        ctx.rng() < 0.5
+          ? undefined
+          : Array.from({ length: ctx.tMax }, () => ({
+              poolIndex: Math.floor(ctx.rng() * (ctx.experts.length + 1)),
+              layerIndex: Math.floor(ctx.rng() * layers),
+            }));
+      return { x, label, steps };
+    });
+    const entries = await mapLimit(draws, concurrency(ctx), (d) =>
+      ctx.mergeEntry(ctx.recipeFromVector(d.x), d.label),
+    );
+    await scoreAll(
+      ctx,
+      draws.map((d, i) => {
+        const entry = entries[i]!;
         const pool = [...ctx.experts, entry];
-        const steps = Array.from({ length: ctx.tMax }, () => ({
-          poolIndex: Math.floor(ctx.rng() * pool.length),
-          layerIndex: Math.floor(ctx.rng() * entry.info.numLayers),
-        }));
-        await ctx.score({ pool, steps, headSource: pool.length - 1 }, { origin: 'random' });
-      }
-    }
+        return {
+          draft: d.steps ? { pool, steps: d.steps, headSource: pool.length - 1 } : ownPathDraft([entry], 0),
+          meta: { origin: 'random' as const },
+        };
+      }),
+    );
     await ctx.endRound();
   }
 }

@@ -94,6 +94,16 @@ class MemoryCollection<T extends object> {
     return matches.sort((a, b) => compareInOrder(this.schema, a, b)).map((row) => structuredClone(row));
   }
 
+  /** Rows whose `field` is one of `values`, in the schema's order. */
+  findIn(field: keyof T, values: readonly unknown[]): T[] {
+    this.check();
+    const wanted = new Set(values);
+    return [...this.rows.values()]
+      .filter((row) => wanted.has(row[field]))
+      .sort((a, b) => compareInOrder(this.schema, a, b))
+      .map((row) => structuredClone(row));
+  }
+
   private keyString(record: Partial<T>): string {
     return JSON.stringify(this.schema.key.map((field) => record[field]));
   }
@@ -141,18 +151,29 @@ export class InMemoryStore implements Store {
   readonly candidates: CandidatesRepository = {
     insert: async (candidate: CandidateRecord) => this.candidateRows.insert(candidate),
     insertIfAbsent: async (candidate: CandidateRecord) => this.candidateRows.insertIfAbsent(candidate),
+    insertManyIfAbsent: async (candidates: readonly CandidateRecord[]) =>
+      candidates.filter((c) => this.candidateRows.insertIfAbsent(c)).length,
     get: async (id: string) => this.candidateRows.get({ id }),
     update: async (id: string, patch: Partial<Omit<CandidateRecord, 'id'>>) =>
       this.candidateRows.update({ id }, patch),
+    updateMany: async (ids: readonly string[], patch: Partial<Omit<CandidateRecord, 'id'>>) => {
+      checkPatch<CandidateRecord>(CANDIDATES, patch);
+      return [...new Set(ids)].filter((id) => this.candidateRows.update({ id }, patch) !== undefined).length;
+    },
     listBySearch: async (searchId: string) => this.candidateRows.find({ searchId }),
   };
 
   readonly scores: ScoresRepository = {
     insert: async (score: ScoreRecord) => this.scoreRows.insert(score),
     upsert: async (score: ScoreRecord) => this.scoreRows.upsert(score),
+    upsertMany: async (scores: readonly ScoreRecord[]) => {
+      for (const s of scores) this.scoreRows.upsert(s);
+    },
     get: async (candidateId: string, objective: string, split: Split) =>
       this.scoreRows.get({ candidateId, objective, split }),
     listByCandidate: async (candidateId: string) => this.scoreRows.find({ candidateId }),
+    listByCandidates: async (candidateIds: readonly string[]) =>
+      this.scoreRows.findIn('candidateId', candidateIds),
     listBySearch: async (searchId: string) => this.scoreRows.find({ searchId }),
   };
 

@@ -141,6 +141,9 @@ function neverSent(error: unknown): boolean {
   );
 }
 
+/** Statements per bulk write of updates or replaces (see updateMany). */
+const BULK_CHUNK = 16;
+
 type Run = <R>(
   collection: string,
   operation: string,
@@ -209,6 +212,118 @@ class MongoCollection<T extends object> {
       if (!(error instanceof DuplicateKeyError)) throw error;
       await this.run(this.schema.name, 'upsert', replace, { idempotent: true, key });
     }
+  }
+
+  /**
+   * Inserts many in one round trip, leaving the records whose key is already there as they are;
+   * returns how many it created. Safe to retry (a record that landed is then a duplicate, skipped).
+   */
+  async insertManyIfAbsent(records: readonly T[]): Promise<number> {
+    if (records.length === 0) return 0;
+    const docs = records.map((r) => this.toDocument(r));
+    try {
+      const result = await this.run(
+        this.schema.name,
+        'insertMany',
+        () => this.collection().insertMany(docs, { ordered: false }),
+        { idempotent: true },
+      );
+      return result.insertedCount;
+    } catch (error) {
+      if (!(error instanceof DuplicateKeyError)) throw error;
+      // Unordered: every record but the duplicates was inserted.
+      const bulk = error.cause as { insertedCount?: number; result?: { insertedCount?: number } } | undefined;
+      return bulk?.insertedCount ?? bulk?.result?.insertedCount ?? 0;
+    }
+  }
+
+  /**
+   * Upserts many: one insertMany round trip for the new records (the common case); the records whose
+   * key was already there are then replaced by key in one bulk write.
+   */
+  async upsertMany(records: readonly T[]): Promise<void> {
+    if (records.length === 0) return;
+    try {
+      await this.run(
+        this.schema.name,
+        'upsertMany',
+        () =>
+          this.collection().insertMany(
+            records.map((r) => this.toDocument(r)),
+            { ordered: false },
+          ),
+        { idempotent: true },
+      );
+      return;
+    } catch (error) {
+      if (!(error instanceof DuplicateKeyError)) throw error;
+    }
+    const replaceChunk = (chunk: readonly T[]) =>
+      this.collection().bulkWrite(
+        chunk.map((r) => ({
+          replaceOne: {
+            filter: this.filter(keyOf(this.schema, r) as Partial<T>),
+            replacement: this.toDocument(r),
+            upsert: true,
+          },
+        })),
+        { ordered: false },
+      );
+    for (let i = 0; i < records.length; i += BULK_CHUNK) {
+      const replace = () => replaceChunk(records.slice(i, i + BULK_CHUNK));
+      try {
+        await this.run(this.schema.name, 'upsertMany', replace, { idempotent: true });
+      } catch (error) {
+        // A concurrent upsert of one of the new keys won the insert: replay (they all exist now).
+        if (!(error instanceof DuplicateKeyError)) throw error;
+        await this.run(this.schema.name, 'upsertMany', replace, { idempotent: true });
+      }
+    }
+  }
+
+  /** The same patch on every listed key value of `field`; returns how many records matched. */
+  async updateMany(field: keyof T & string, values: readonly unknown[], patch: Partial<T>): Promise<number> {
+    const { set, unset } = checkPatch(this.schema, patch);
+    if (values.length === 0 || (Object.keys(set).length === 0 && unset.length === 0)) return 0;
+    const update: Document = {};
+    if (Object.keys(set).length > 0) update.$set = this.toDocument(set);
+    if (unset.length > 0) update.$unset = Object.fromEntries(unset.map((f) => [this.schema.fields[f], '']));
+    // One equality filter per statement (the shape update() sends), in bulk writes of at most
+    // BULK_CHUNK statements: FerretDB 1.24 answered a 100-statement update bulk only after minutes.
+    const unique = [...new Set(values)];
+    let matched = 0;
+    for (let i = 0; i < unique.length; i += BULK_CHUNK) {
+      const chunk = unique.slice(i, i + BULK_CHUNK);
+      const result = await this.run(
+        this.schema.name,
+        'updateMany',
+        () =>
+          this.collection().bulkWrite(
+            chunk.map((value) => ({ updateOne: { filter: { [this.schema.fields[field]]: value }, update } })),
+            { ordered: false },
+          ),
+        { idempotent: true },
+      );
+      matched += result.matchedCount;
+    }
+    return matched;
+  }
+
+  /** Records whose `field` is one of `values`, in the schema's order. */
+  async findIn(field: keyof T & string, values: readonly unknown[]): Promise<T[]> {
+    if (values.length === 0) return [];
+    const sort: Sort = Object.fromEntries(this.schema.order.map((f) => [this.schema.fields[f], 1]));
+    const docs = await this.run(
+      this.schema.name,
+      'find',
+      () =>
+        this.collection()
+          .find({ [this.schema.fields[field]]: { $in: [...new Set(values)] } })
+          .sort(sort)
+          .toArray(),
+      { idempotent: true },
+    );
+    return docs.map((doc) => this.fromDocument(doc));
   }
 
   async get(key: Partial<T>): Promise<T | undefined> {
@@ -333,18 +448,24 @@ export class MongoStore implements Store {
   readonly candidates: CandidatesRepository = {
     insert: (candidate: CandidateRecord) => this.candidateRows.insert(candidate),
     insertIfAbsent: (candidate: CandidateRecord) => this.candidateRows.insertIfAbsent(candidate),
+    insertManyIfAbsent: (candidates: readonly CandidateRecord[]) =>
+      this.candidateRows.insertManyIfAbsent(candidates),
     get: (id: string) => this.candidateRows.get({ id }),
     update: (id: string, patch: Partial<Omit<CandidateRecord, 'id'>>) =>
       this.candidateRows.update({ id }, patch),
+    updateMany: (ids: readonly string[], patch: Partial<Omit<CandidateRecord, 'id'>>) =>
+      this.candidateRows.updateMany('id', ids, patch),
     listBySearch: (searchId: string) => this.candidateRows.find({ searchId }),
   };
 
   readonly scores: ScoresRepository = {
     insert: (score: ScoreRecord) => this.scoreRows.insert(score),
     upsert: (score: ScoreRecord) => this.scoreRows.upsert(score),
+    upsertMany: (scores: readonly ScoreRecord[]) => this.scoreRows.upsertMany(scores),
     get: (candidateId: string, objective: string, split: Split) =>
       this.scoreRows.get({ candidateId, objective, split }),
     listByCandidate: (candidateId: string) => this.scoreRows.find({ candidateId }),
+    listByCandidates: (candidateIds: readonly string[]) => this.scoreRows.findIn('candidateId', candidateIds),
     listBySearch: (searchId: string) => this.scoreRows.find({ searchId }),
   };
 

@@ -116,9 +116,16 @@ export interface CandidatesRepository {
   insert(candidate: CandidateRecord): Promise<void>;
   /** Inserts if absent; returns true when this call created it (content ids make this idempotent). */
   insertIfAbsent(candidate: CandidateRecord): Promise<boolean>;
+  /**
+   * insertIfAbsent of many in one round trip: the absent ones are created, the others left as they
+   * are; returns how many this call created.
+   */
+  insertManyIfAbsent(candidates: readonly CandidateRecord[]): Promise<number>;
   get(id: string): Promise<CandidateRecord | undefined>;
   /** Same patch rules as SearchesRepository.update. */
   update(id: string, patch: Partial<Omit<CandidateRecord, 'id'>>): Promise<CandidateRecord | undefined>;
+  /** The same patch on every listed id, in one round trip; returns how many records matched. */
+  updateMany(ids: readonly string[], patch: Partial<Omit<CandidateRecord, 'id'>>): Promise<number>;
   listBySearch(searchId: string): Promise<CandidateRecord[]>;
 }
 
@@ -127,7 +134,14 @@ export interface ScoresRepository {
   /** Idempotent write of a score: replaces the value for its unique key. */
   upsert(score: ScoreRecord): Promise<void>;
   get(candidateId: string, objective: string, split: Split): Promise<ScoreRecord | undefined>;
+  /**
+   * upsert of many in one round trip (each record replaces the one of its key, or is created);
+   * idempotent like upsert.
+   */
+  upsertMany(scores: readonly ScoreRecord[]): Promise<void>;
   listByCandidate(candidateId: string): Promise<ScoreRecord[]>;
+  /** The scores of any of these candidates, in one round trip, ordered like listByCandidate's. */
+  listByCandidates(candidateIds: readonly string[]): Promise<ScoreRecord[]>;
   listBySearch(searchId: string): Promise<ScoreRecord[]>;
 }
 

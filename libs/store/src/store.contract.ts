@@ -301,6 +301,46 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
       });
     });
 
+    describe('candidates in batches', () => {
+      it('insertManyIfAbsent creates the absent ones only and counts them', async () => {
+        await store.candidates.insert(candidateRecord('c1', 's1', { round: 7 }));
+        const created = await store.candidates.insertManyIfAbsent([
+          candidateRecord('c1', 's1'),
+          candidateRecord('c2', 's1'),
+          candidateRecord('c3', 's1'),
+        ]);
+        expect(created).toBe(2);
+        expect((await store.candidates.get('c1'))?.round).toBe(7);
+        expect(await store.candidates.get('c3')).toEqual(candidateRecord('c3', 's1'));
+        expect(await store.candidates.insertManyIfAbsent([candidateRecord('c2', 's1')])).toBe(0);
+        expect(await store.candidates.insertManyIfAbsent([])).toBe(0);
+      });
+
+      it('updateMany patches every listed id and counts the matches', async () => {
+        await store.candidates.insertManyIfAbsent([
+          candidateRecord('c1', 's1'),
+          candidateRecord('c2', 's1'),
+          candidateRecord('c3', 's1'),
+        ]);
+        const n = await store.candidates.updateMany(['c1', 'c3', 'none'], { state: 'SCORED' });
+        expect(n).toBe(2);
+        expect((await store.candidates.get('c1'))?.state).toBe('SCORED');
+        expect((await store.candidates.get('c2'))?.state).toBe(candidateRecord('c2', 's1').state);
+        expect((await store.candidates.get('c3'))?.state).toBe('SCORED');
+        expect(await store.candidates.updateMany([], { state: 'FAILED' })).toBe(0);
+      });
+
+      it('updateMany of many ids (more than one bulk write) patches them all', async () => {
+        const ids = Array.from({ length: 40 }, (_, i) => `m${i}`);
+        expect(await store.candidates.insertManyIfAbsent(ids.map((id) => candidateRecord(id, 's1')))).toBe(
+          40,
+        );
+        expect(await store.candidates.updateMany(ids, { state: 'SCORED' })).toBe(40);
+        const states = (await store.candidates.listBySearch('s1')).map((c) => c.state);
+        expect(states).toEqual(new Array<string>(40).fill('SCORED'));
+      });
+    });
+
     describe('scores', () => {
       it('insert then get by (candidateId, objective, split); a duplicate triple is 11000', async () => {
         const score = scoreRecord('c1', 'gsm8k/accuracy', 'search');
@@ -364,6 +404,40 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
         ]);
         expect(keys(await store.scores.listBySearch('s2'))).toEqual(['c3/o1/search']);
         expect(await store.scores.listByCandidate('none')).toEqual([]);
+      });
+
+      it('upsertMany creates the new keys and replaces the present ones, in one call; again is a no-op', async () => {
+        await store.scores.insert(scoreRecord('c1', 'o1', 'search', { value: 0.1 }));
+        const batch = [
+          scoreRecord('c1', 'o1', 'search', { value: 0.9 }),
+          scoreRecord('c1', 'o2', 'search', { value: 0.2 }),
+          scoreRecord('c2', 'o1', 'search', { value: 0.3 }),
+        ];
+        await store.scores.upsertMany(batch);
+        await store.scores.upsertMany(batch);
+        await store.scores.upsertMany([]);
+        expect((await store.scores.get('c1', 'o1', 'search'))?.value).toBe(0.9);
+        expect((await store.scores.get('c1', 'o2', 'search'))?.value).toBe(0.2);
+        expect(await store.scores.listByCandidate('c1')).toHaveLength(2);
+        expect(await store.scores.listByCandidate('c2')).toEqual([batch[2]]);
+        // All new: the fast path.
+        await store.scores.upsertMany([scoreRecord('c3', 'o1', 'search'), scoreRecord('c3', 'o2', 'search')]);
+        expect(await store.scores.listByCandidate('c3')).toHaveLength(2);
+      });
+
+      it('listByCandidates returns the scores of any listed candidate, ordered by the key', async () => {
+        await store.scores.insert(scoreRecord('c2', 'o1', 'search'));
+        await store.scores.insert(scoreRecord('c1', 'o2', 'search'));
+        await store.scores.insert(scoreRecord('c1', 'o1', 'heldout'));
+        await store.scores.insert(scoreRecord('c3', 'o1', 'search'));
+        const keys = (scores: ScoreRecord[]) =>
+          scores.map((s) => `${s.candidateId}/${s.objective}/${s.split}`);
+        expect(keys(await store.scores.listByCandidates(['c2', 'c1', 'none', 'c1']))).toEqual([
+          'c1/o1/heldout',
+          'c1/o2/search',
+          'c2/o1/search',
+        ]);
+        expect(await store.scores.listByCandidates([])).toEqual([]);
       });
     });
 

@@ -31,6 +31,24 @@ function journalContract(name: string, make: () => Journal): void {
       await j.put(key, 2);
       expect(await j.get(key)).toBe(1);
     });
+
+    it('putMany writes new keys at once and keeps the first value of known ones; list reads a prefix', async () => {
+      const j = await ready();
+      const prefix = `s-${randomUUID()}:merge:`;
+      await j.put(`${prefix}a`, { uri: 'first' });
+      await j.putMany([
+        [`${prefix}a`, { uri: 'second' }],
+        [`${prefix}b.*`, { uri: 'b' }],
+        [`other-${prefix}c`, { uri: 'c' }],
+      ]);
+      await j.putMany([]);
+      expect(await j.get(`${prefix}b.*`)).toEqual({ uri: 'b' });
+      const listed = await j.list(prefix);
+      expect([...listed.keys()].sort()).toEqual([`${prefix}a`, `${prefix}b.*`]);
+      expect(listed.get(`${prefix}a`)).toEqual({ uri: 'first' });
+      expect((await j.list(`${prefix}b.`)).size).toBe(1);
+      expect((await j.list(`${prefix}z`)).size).toBe(0);
+    });
   });
 }
 

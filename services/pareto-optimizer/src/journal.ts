@@ -11,6 +11,10 @@ export interface Journal {
   get(key: string): Promise<unknown>;
   /** Records the value once; a second put of the same key keeps the first value. */
   put(key: string, value: unknown): Promise<void>;
+  /** put of many in one round trip (each key keeps its first value). */
+  putMany(entries: readonly (readonly [string, unknown])[]): Promise<void>;
+  /** Every entry whose key starts with `prefix`, in one round trip (a resumed search's merges). */
+  list(prefix: string): Promise<Map<string, unknown>>;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -26,6 +30,17 @@ export class InMemoryJournal implements Journal {
   put(key: string, value: unknown): Promise<void> {
     if (!this.entries.has(key)) this.entries.set(key, JSON.stringify(value));
     return Promise.resolve();
+  }
+
+  async putMany(entries: readonly (readonly [string, unknown])[]): Promise<void> {
+    for (const [key, value] of entries) await this.put(key, value);
+  }
+
+  list(prefix: string): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    for (const [key, text] of this.entries)
+      if (key.startsWith(prefix)) out.set(key, JSON.parse(text) as unknown);
+    return Promise.resolve(out);
   }
 
   start(): Promise<void> {
@@ -83,6 +98,32 @@ export class MongoJournal implements Journal {
       // Already journaled (a replay, or a second writer): the first value stays.
       if ((error as { code?: unknown }).code !== 11000) throw error;
     }
+  }
+
+  async putMany(entries: readonly (readonly [string, unknown])[]): Promise<void> {
+    if (entries.length === 0) return;
+    const at = new Date();
+    try {
+      await this.require().insertMany(
+        entries.map(([key, value]) => ({ key, value: JSON.stringify(value), created_at: at })),
+        { ordered: false },
+      );
+    } catch (error) {
+      // Unordered: everything but the keys already journaled was written; those keep their first value.
+      const writeErrors = (error as { writeErrors?: unknown }).writeErrors;
+      const list = Array.isArray(writeErrors) ? writeErrors : writeErrors === undefined ? [] : [writeErrors];
+      const codes = list.map((e) => (e as { code?: unknown }).code);
+      if (codes.length === 0 ? (error as { code?: unknown }).code !== 11000 : codes.some((c) => c !== 11000))
+        throw error;
+    }
+  }
+
+  async list(prefix: string): Promise<Map<string, unknown>> {
+    const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const docs = await this.require()
+      .find({ key: { $regex: `^${escaped}` } })
+      .toArray();
+    return new Map(docs.map((d) => [d.key, JSON.parse(d.value) as unknown]));
   }
 
   async close(): Promise<void> {

@@ -39,6 +39,8 @@ export interface ParetoOptimizerServerOptions {
   readonly policyService: PolicyServiceAddress;
   readonly attemptTimeoutMs?: number;
   readonly evaluationTimeoutMs?: number;
+  /** Merges and evaluations a search keeps in flight; default 32. */
+  readonly concurrency?: number;
   /** Rounds whose merged checkpoints the retention policy keeps besides the front's; default 2; negative: no retention. */
   readonly retentionRounds?: number;
   /** How often consumer lag is refreshed on /metrics; default 15 s. */
@@ -86,6 +88,7 @@ export async function startParetoOptimizerServer(
       ? {}
       : { evaluationTimeoutMs: options.evaluationTimeoutMs }),
     ...(retentionRounds >= 0 ? { retention: { artifacts, keepRounds: retentionRounds } } : {}),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
   });
   server.addService(optimizer.ParetoOptimizerServiceService, optimizerHandlers(core));
   await core.start();

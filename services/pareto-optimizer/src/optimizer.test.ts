@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InProcessEventBus } from '@hm3/events';
 import { nonDominatedIndices } from '@hm3/moo';
-import { optimizer, policy, TOPICS } from '@hm3/proto';
+import { common, events, optimizer, policy, TOPICS } from '@hm3/proto';
 import { startRlPolicyServer, type RunningRlPolicy } from '@hm3/rl-policy';
 import { parseSearchSpecYaml } from '@hm3/search';
 import { createClient, loadServiceConfig } from '@hm3/service-kit';
@@ -317,6 +317,56 @@ describe('ParetoOptimizer over the event bus (in-process), the rl-policy service
     expect((await artifacts.list()).sort()).toEqual(['a-2', 'a-3', 'a-4']);
     await bus.close();
     policyClient.close();
+  });
+
+  it('publishes hm3.front.updated when a round changes the front, and the final held-out front last', async () => {
+    const { bus, store, make } = await world();
+    const evaluator = await startStubEvaluator(bus);
+    const merger = await startStubMerger(bus, 'base');
+    const updates: events.FrontUpdated[] = [];
+    const watch = await bus.subscribe(
+      { groupId: 'front-watch', topics: [TOPICS.FRONT_UPDATED] },
+      async (e) => {
+        const envelope = events.Envelope.decode(e.value);
+        if (envelope.payload?.$case === 'frontUpdated') updates.push(envelope.payload.value);
+      },
+    );
+    const core = make();
+    await core.start();
+    try {
+      await core.startSearch(spec(16, 4), 'front-events');
+      await core.settled('front-events');
+      await until(() => updates.some((u) => u.final));
+      const stored = await store.fronts.list('front-events');
+      const rounds = updates.filter((u) => !u.final);
+      expect(rounds.length).toBeGreaterThan(0);
+      // Each is the stored front of its round, and consecutive ones differ.
+      for (const u of rounds) {
+        const front = stored.find((f) => f.round === u.round);
+        expect(u.members.map((m) => m.candidateId)).toEqual(front?.candidateIds);
+        expect(u.hypervolume).toBeCloseTo(front!.hypervolume, 12);
+        expect(
+          u.members.every((m) => m.scores.length === 3 && m.scores[0]!.split === common.Split.SEARCH),
+        ).toBe(true);
+      }
+      for (let i = 1; i < rounds.length; i++)
+        expect(rounds[i]!.members.map((m) => m.candidateId)).not.toEqual(
+          rounds[i - 1]!.members.map((m) => m.candidateId),
+        );
+      const final = updates.at(-1)!;
+      expect(final.final).toBe(true);
+      expect(final.split).toBe(common.Split.HELDOUT);
+      expect(final.members.map((m) => m.candidateId)).toEqual(
+        (await store.fronts.latest('front-events'))?.candidateIds,
+      );
+      expect(updates.filter((u) => u.final)).toHaveLength(1);
+    } finally {
+      await watch.stop();
+      await core.stop();
+      await evaluator.stop();
+      await merger.stop();
+      await bus.close();
+    }
   });
 
   it('a poison answer is dead-lettered with its reason; the consumer goes on', async () => {

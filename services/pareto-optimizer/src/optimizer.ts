@@ -10,6 +10,7 @@ import type { EventBus } from '@hm3/events';
 import { common, events, optimizer, TOPICS } from '@hm3/proto';
 import {
   canonicalJson,
+  frontIndices,
   recommend,
   resolveModels,
   runSearch,
@@ -54,6 +55,11 @@ export interface ParetoOptimizerOptions {
   readonly maxAttempts?: number;
   /** Deadline of one evaluation (sent with the request); default 600 s. */
   readonly evaluationTimeoutMs?: number;
+  /**
+   * Merges and evaluations a search keeps in flight (a round's proposals are sent at once, up to
+   * this many; several evaluator replicas share them); default 32. The budget stays exact.
+   */
+  readonly concurrency?: number;
   /** Consumer group of the answers (tests use their own). */
   readonly groupId?: string;
   /**
@@ -71,6 +77,10 @@ interface Run {
   evaluations: number;
   /** Candidates scored so far (cache hits included). */
   readonly scored: Set<string>;
+  /** Their search-split scores, for hm3.front.updated. */
+  readonly searchScores: Map<string, readonly number[]>;
+  /** The front last published on hm3.front.updated (ids in archive order). */
+  lastFront: string;
   done: Promise<void>;
 }
 
@@ -111,8 +121,10 @@ function scopedStore(store: Store, searchId: string): Store {
     candidates: {
       insert: (c) => candidates.insert(storableCandidate(c)),
       insertIfAbsent: (c) => candidates.insertIfAbsent(storableCandidate(c)),
+      insertManyIfAbsent: (cs) => candidates.insertManyIfAbsent(cs.map(storableCandidate)),
       get: (id) => candidates.get(id),
       update: (id, patch) => candidates.update(id, patch),
+      updateMany: (ids, patch) => candidates.updateMany(ids, patch),
       listBySearch: (id) => candidates.listBySearch(id),
     },
     // This search's own scores come back through the evaluate port (journaled, counted as its
@@ -120,8 +132,11 @@ function scopedStore(store: Store, searchId: string): Store {
     scores: {
       insert: (s) => scores.insert(s),
       upsert: (s) => scores.upsert(s),
+      upsertMany: (s) => scores.upsertMany(s),
       get: (c, o, sp) => scores.get(c, o, sp),
       listByCandidate: async (c) => (await scores.listByCandidate(c)).filter((s) => s.searchId !== searchId),
+      listByCandidates: async (ids) =>
+        (await scores.listByCandidates(ids)).filter((s) => s.searchId !== searchId),
       listBySearch: (s) => scores.listBySearch(s),
     },
     fronts: store.fronts,
@@ -233,6 +248,8 @@ export class ParetoOptimizer {
       listeners: new Set(),
       evaluations: 0,
       scored: new Set(),
+      searchScores: new Map(),
+      lastFront: '',
       done: Promise.resolve(),
     };
     this.runs.set(searchId, run);
@@ -262,6 +279,7 @@ export class ParetoOptimizer {
         policy: new GrpcPolicyPort(o.policy, o.journal, searchId),
         store: scopedStore(o.store, searchId),
         signal: controller.signal,
+        concurrency: o.concurrency ?? 32,
         onEvent: (event) => {
           const published = this.onEvent(searchId, run, event, names);
           if (published) publishing = publishing.then(() => published).catch(() => undefined);
@@ -271,6 +289,7 @@ export class ParetoOptimizer {
     )
       .then(async (result: SearchResult) => {
         await publishing;
+        if (result.state !== 'CANCELLED') await this.publishFinalFront(searchId, result, names);
         if (result.state !== 'CANCELLED')
           await this.retain(searchId).catch((error: unknown) =>
             o.logger.warn({ searchId, err: error }, 'retention failed; artifacts kept'),
@@ -372,6 +391,7 @@ export class ParetoOptimizer {
     if (event.type === 'candidate.scored') {
       run.evaluations = event.evaluations;
       run.scored.add(event.candidate.id);
+      run.searchScores.set(event.candidate.id, event.candidate.search);
       emit({
         event: {
           $case: 'candidate',
@@ -434,15 +454,82 @@ export class ParetoOptimizer {
           },
         },
       };
-      return this.options.bus.publish(TOPICS.ROUND_COMPLETED, [
+      const roundPublished = this.options.bus.publish(TOPICS.ROUND_COMPLETED, [
         {
           key: searchId,
           value: events.Envelope.encode(envelope).finish(),
           headers: { [EVENT_ID_HEADER]: eventId, [TRACE_ID_HEADER]: envelope.traceId },
         },
       ]);
+      // hm3.front.updated when the round changed the front.
+      const ids = [...run.searchScores.keys()];
+      const front = frontIndices(ids.map((id) => run.searchScores.get(id)!)).map((i) => ids[i]!);
+      if (front.join(',') === run.lastFront) return roundPublished;
+      run.lastFront = front.join(',');
+      const members = front.map((id) => ({ id, scores: run.searchScores.get(id)! }));
+      return Promise.all([
+        roundPublished,
+        this.publishFront(searchId, s.round, members, s.hypervolume, names, false),
+      ]).then(() => undefined);
     }
     return undefined;
+  }
+
+  /** The final front with its held-out scores on hm3.front.updated (final: true). */
+  private publishFinalFront(searchId: string, result: SearchResult, names: readonly string[]): Promise<void> {
+    const byId = new Map(result.candidates.map((c) => [c.id, c]));
+    const members = result.front.map((id) => ({ id, scores: byId.get(id)?.heldout ?? [] }));
+    const round = Math.max(0, result.rounds.at(-1)?.round ?? 0);
+    return this.publishFront(searchId, round, members, result.hypervolume.heldout, names, true).catch(
+      (error: unknown) =>
+        this.options.logger.warn({ searchId, err: error }, 'the final front.updated event was not published'),
+    );
+  }
+
+  private publishFront(
+    searchId: string,
+    round: number,
+    members: readonly { id: string; scores: readonly number[] }[],
+    hypervolume: number,
+    names: readonly string[],
+    final: boolean,
+  ): Promise<void> {
+    const split = final ? common.Split.HELDOUT : common.Split.SEARCH;
+    const eventId = randomUUID();
+    const envelope: events.Envelope = {
+      eventId,
+      schemaVersion: 1,
+      type: TOPICS.FRONT_UPDATED,
+      occurredAt: new Date(),
+      traceId: candidateTraceId(searchId, final ? 'front-final' : `front-${round}`),
+      searchId,
+      candidateId: '',
+      causationId: '',
+      producer: PRODUCER,
+      payload: {
+        $case: 'frontUpdated',
+        value: {
+          round,
+          split,
+          members: members.map((m) =>
+            common.Candidate.fromPartial({
+              candidateId: m.id,
+              round,
+              scores: m.scores.map((value, k) => ({ objective: names[k] ?? '', split, value })),
+            }),
+          ),
+          hypervolume,
+          final,
+        },
+      },
+    };
+    return this.options.bus.publish(TOPICS.FRONT_UPDATED, [
+      {
+        key: searchId,
+        value: events.Envelope.encode(envelope).finish(),
+        headers: { [EVENT_ID_HEADER]: eventId, [TRACE_ID_HEADER]: envelope.traceId },
+      },
+    ]);
   }
 
   private async record(searchId: string) {

@@ -8,18 +8,19 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Hm3Error } from '@hm3/errors';
 import { EVENT_ID_HEADER, type EventBus } from '@hm3/events';
 import { events, TOPICS, type common, type policy } from '@hm3/proto';
-import type {
-  EvaluatePort,
-  EvaluationRequest,
-  EvaluationResult,
-  MergePort,
-  ModelRef,
-  Objective,
-  PathPolicyHandle,
-  PolicyCreateSpec,
-  PolicyPort,
-  ProposedPath,
-  SearchRecipe,
+import {
+  GroupCommit,
+  type EvaluatePort,
+  type EvaluationRequest,
+  type EvaluationResult,
+  type MergePort,
+  type ModelRef,
+  type Objective,
+  type PathPolicyHandle,
+  type PolicyCreateSpec,
+  type PolicyPort,
+  type ProposedPath,
+  type SearchRecipe,
 } from '@hm3/search';
 import type { Logger, ServiceClient } from '@hm3/service-kit';
 import type { ScoreRecord, ScoresRepository } from '@hm3/store';
@@ -143,15 +144,23 @@ async function request(
 }
 
 export class KafkaMergePort implements MergePort {
+  /** This search's journaled merges as they were when the run began (read once: a replay hits them). */
+  private snapshot: Promise<Map<string, unknown>> | undefined;
+  /** Journal writes of concurrent merges, grouped into one round trip per wave. */
+  private readonly journalWrites: GroupCommit<readonly [string, unknown]>;
+
   constructor(
     private readonly ctx: SearchPortContext,
     private readonly base: ModelRef,
     private readonly experts: readonly ModelRef[],
-  ) {}
+  ) {
+    this.journalWrites = new GroupCommit((entries) => ctx.journal.putMany(entries));
+  }
 
   async merge(recipe: SearchRecipe, recipeId: string): Promise<{ uri: string }> {
     const journalKey = `${this.ctx.searchId}:merge:${recipeId}`;
-    const journaled = (await this.ctx.journal.get(journalKey)) as { uri: string } | undefined;
+    this.snapshot ??= this.ctx.journal.list(`${this.ctx.searchId}:merge:`);
+    const journaled = (await this.snapshot).get(journalKey) as { uri: string } | undefined;
     if (journaled) return journaled;
     // A recipe whose weights are all zero is the base itself.
     if (recipe.terms.every((t) => t.weight === 0)) return { uri: this.base.uri };
@@ -178,7 +187,7 @@ export class KafkaMergePort implements MergePort {
     );
     if (reply.kind !== 'merge.completed') throw new Error('unreachable: a merge answered by an evaluation');
     const result = { uri: reply.value.uri };
-    await this.ctx.journal.put(journalKey, result);
+    await this.journalWrites.add([journalKey, result]);
     this.ctx.logger.info(
       {
         searchId: this.ctx.searchId,
@@ -346,11 +355,18 @@ export class GrpcPolicyPort implements PolicyPort {
         let proposed = (await journal.get(key)) as JournaledProposal[] | undefined;
         if (!proposed) {
           proposed = [];
+          // One call per run of equal preferences (the loop asks each preference's episodes in a row).
+          const runs: { w: readonly number[]; count: number }[] = [];
           for (const w of preferences) {
+            const last = runs.at(-1);
+            if (last && last.w.length === w.length && last.w.every((x, i) => x === w[i])) last.count++;
+            else runs.push({ w, count: 1 });
+          }
+          for (const { w, count } of runs) {
             const { paths } = await client.proposePaths({
               policyId: id,
               preference: { weights: [...w] },
-              count: 1,
+              count,
               greedy: false,
             });
             for (const p of paths)

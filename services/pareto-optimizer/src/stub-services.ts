@@ -54,6 +54,26 @@ async function publish(bus: EventBus, topic: string, envelope: events.Envelope):
   ]);
 }
 
+/**
+ * Answers go out without holding up the next request (the bus sends those of a moment together), as
+ * a cluster of many consumers would answer; stop() waits for them. A lost answer is re-requested by
+ * the optimizer after its attempt timeout.
+ */
+class Answers {
+  private readonly pending = new Set<Promise<void>>();
+
+  send(publish: () => Promise<void>): void {
+    const p = publish().catch(() => undefined);
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  async stopAfter(subscription: Subscription): Promise<void> {
+    await subscription.stop();
+    await Promise.all(this.pending);
+  }
+}
+
 export async function startStubEvaluator(
   bus: EventBus,
   options: {
@@ -64,6 +84,7 @@ export async function startStubEvaluator(
   } = {},
 ): Promise<StubService> {
   const requests: StubRequest[] = [];
+  const answers = new Answers();
   const score = options.score ?? stubScore;
   const subscription: Subscription = await bus.subscribe(
     { groupId: options.groupId ?? 'hm3-evaluator-stub', topics: [TOPICS.EVAL_REQUESTED] },
@@ -83,14 +104,16 @@ export async function startStubEvaluator(
         })),
         elapsedSeconds: 0,
       };
-      await publish(
-        bus,
-        TOPICS.EVAL_COMPLETED,
-        answer(request, { $case: 'evalCompleted', value: completed }, TOPICS.EVAL_COMPLETED),
+      answers.send(() =>
+        publish(
+          bus,
+          TOPICS.EVAL_COMPLETED,
+          answer(request, { $case: 'evalCompleted', value: completed }, TOPICS.EVAL_COMPLETED),
+        ),
       );
     },
   );
-  return { requests, stop: () => subscription.stop() };
+  return { requests, stop: () => answers.stopAfter(subscription) };
 }
 
 /** `uri`: the model every merge answers with, or a function making one per request (its candidate id). */
@@ -100,6 +123,7 @@ export async function startStubMerger(
   options: { groupId?: string; accept?: (searchId: string) => boolean } = {},
 ): Promise<StubService> {
   const requests: StubRequest[] = [];
+  const answers = new Answers();
   const subscription = await bus.subscribe(
     { groupId: options.groupId ?? 'hm3-tensor-merge-stub', topics: [TOPICS.MERGE_REQUESTED] },
     async (event) => {
@@ -118,12 +142,14 @@ export async function startStubMerger(
         bytes: 0n,
         elapsedSeconds: 0,
       };
-      await publish(
-        bus,
-        TOPICS.MERGE_COMPLETED,
-        answer(request, { $case: 'mergeCompleted', value: completed }, TOPICS.MERGE_COMPLETED),
+      answers.send(() =>
+        publish(
+          bus,
+          TOPICS.MERGE_COMPLETED,
+          answer(request, { $case: 'mergeCompleted', value: completed }, TOPICS.MERGE_COMPLETED),
+        ),
       );
     },
   );
-  return { requests, stop: () => subscription.stop() };
+  return { requests, stop: () => answers.stopAfter(subscription) };
 }

@@ -11,8 +11,12 @@
  *      (eval.completed elapsed_seconds): the orchestration overhead.
  *
  * Options: --candidates N (stub budget, default 300), --real-budget N (default 30, 0: skip),
- * --strategy (stub: default random, the loop with the fewest policy calls), --max-examples N
- * (real: examples per objective, default 16), --out FILE.
+ * --strategy (stub: param-only (default: no policy calls, orchestration alone), hm3 or arch-only;
+ * the strategies the optimizer's wire spec names), --per-round N (stub: proposals per round, the most
+ * in flight: param-only's population, hm3's 4 preferences x N/4 episodes; default 32),
+ * --concurrency N (the optimizer's evaluations in flight, default 32), --max-examples N (real:
+ * examples per objective, default 16), --out FILE. The stub part reports where the optimizer's time
+ * went (calls and milliseconds of the store, journal, bus and policy client).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,8 +39,8 @@ import { events, policy, TOPICS } from '@hm3/proto';
 import { startRlPolicyServer } from '@hm3/rl-policy';
 import { parseSearchSpecYaml } from '@hm3/search';
 import { createClient, loadServiceConfig } from '@hm3/service-kit';
-import { createInMemoryStore, createMongoStore } from '@hm3/store';
-import { Kafka, logLevel } from 'kafkajs';
+import { createInMemoryStore, createMongoStore, type Store } from '@hm3/store';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { MongoClient } from 'mongodb';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -53,10 +57,65 @@ const benchLogger =
       }
     : silent;
 
+/**
+ * Where the optimizer's time goes: every async method of the store's repositories, the journal, the
+ * bus and the policy client, timed (calls, total and mean milliseconds; concurrent calls overlap).
+ */
+class CallProfile {
+  private readonly stats = new Map<string, { calls: number; ms: number }>();
+
+  wrap<T extends object>(target: T, prefix: string): T {
+    return new Proxy(target, {
+      get: (obj, prop, receiver) => {
+        const value = Reflect.get(obj, prop, receiver) as unknown;
+        if (typeof value !== 'function' || typeof prop !== 'string') return value;
+        return (...args: unknown[]) => {
+          const result = (value as (...a: unknown[]) => unknown).apply(obj, args);
+          if (!(result instanceof Promise)) return result;
+          const t = performance.now();
+          const done = () => {
+            const s = this.stats.get(`${prefix}.${prop}`) ?? { calls: 0, ms: 0 };
+            s.calls++;
+            s.ms += performance.now() - t;
+            this.stats.set(`${prefix}.${prop}`, s);
+          };
+          return result.finally(done);
+        };
+      },
+    });
+  }
+
+  /** The store's repositories, each wrapped. */
+  store<S extends Store>(store: S): S {
+    const repos = ['models', 'searches', 'candidates', 'scores', 'fronts', 'policies', 'processedEvents'];
+    return new Proxy(store, {
+      get: (obj, prop, receiver) => {
+        const value = Reflect.get(obj, prop, receiver) as unknown;
+        if (typeof prop === 'string' && repos.includes(prop))
+          return this.wrap(value as object, `store.${prop}`);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
+      },
+    });
+  }
+
+  report(): Record<string, { calls: number; totalMs: number; meanMs: number }> {
+    const out: Record<string, { calls: number; totalMs: number; meanMs: number }> = {};
+    for (const [name, s] of [...this.stats].sort((a, b) => b[1].ms - a[1].ms))
+      out[name] = { calls: s.calls, totalMs: Math.round(s.ms), meanMs: Number((s.ms / s.calls).toFixed(2)) };
+    return out;
+  }
+
+  reset(): void {
+    this.stats.clear();
+  }
+}
+
 interface Config {
   candidates: number;
   realBudget: number;
   strategy: string;
+  perRound: number;
+  concurrency: number;
   maxExamples: number;
   out: string;
 }
@@ -67,7 +126,9 @@ function parse(args: readonly string[]): Config {
     options: {
       candidates: { type: 'string', default: '300' },
       'real-budget': { type: 'string', default: '30' },
-      strategy: { type: 'string', default: 'random' },
+      strategy: { type: 'string', default: 'param-only' },
+      'per-round': { type: 'string', default: '32' },
+      concurrency: { type: 'string', default: '32' },
       'max-examples': { type: 'string', default: '16' },
       out: {
         type: 'string',
@@ -81,16 +142,23 @@ function parse(args: readonly string[]): Config {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
     return n;
   };
+  if (!['param-only', 'hm3', 'arch-only'].includes(values.strategy))
+    throw new Error(
+      `--strategy must be param-only, hm3 or arch-only (the wire's strategies), got ${values.strategy}`,
+    );
   return {
     candidates: int('candidates', values.candidates, 1),
     realBudget: int('real-budget', values['real-budget'], 0),
     strategy: values.strategy,
+    perRound: int('per-round', values['per-round'], 4),
+    concurrency: int('concurrency', values.concurrency, 1),
     maxExamples: int('max-examples', values['max-examples'], 1),
     out: values.out,
   };
 }
 
-const specYaml = (budget: number, strategy: string, maxExamples: number, seed: number) =>
+/** perRound: proposals per round (undefined: 2 preferences x 4 episodes, the real part's search). */
+const specYaml = (budget: number, strategy: string, maxExamples: number, seed: number, perRound?: number) =>
   [
     `name: orchestration-${strategy}`,
     'base: base',
@@ -99,21 +167,22 @@ const specYaml = (budget: number, strategy: string, maxExamples: number, seed: n
     ...['translate', 'math', 'code'].map(
       (t) => `  - { name: ${t}, dataset: "zoo:${t}", max_examples: ${maxExamples} }`,
     ),
-    'preference_count: 2',
+    `preference_count: ${perRound === undefined ? 2 : 4}`,
     `budget: { max_evaluations: ${budget} }`,
     `strategy: ${strategy}`,
-    'rl: { episodes_per_iteration: 4 }',
+    `rl: { episodes_per_iteration: ${perRound === undefined ? 4 : Math.max(1, Math.floor(perRound / 4))} }`,
+    ...(perRound === undefined ? [] : [`upper: { population: ${perRound} }`]),
     `seed: ${seed}`,
   ].join('\n');
 
-const serviceConfig = () =>
+const serviceConfig = (logLevel = 'silent') =>
   loadServiceConfig({
     env: {
       HM3_HOST: '127.0.0.1',
       HM3_PORT: '0',
       HM3_ALLOW_UNAUTHENTICATED: 'true',
       HM3_METRICS_PORT: 'off',
-      HM3_LOG_LEVEL: 'silent',
+      HM3_LOG_LEVEL: logLevel,
     },
     argv: [],
   });
@@ -158,7 +227,7 @@ async function skipBenchRequests(): Promise<string[]> {
       ['hm3-tensor-merge', TOPICS.MERGE_REQUESTED],
     ] as const) {
       try {
-        await admin.resetOffsets({ groupId, topic, earliest: false });
+        await moveToEnd(admin, groupId, topic);
         skipped.push(`${groupId}@${topic}`);
       } catch (error) {
         console.warn(`could not move ${groupId} past the bench's requests on ${topic}: ${String(error)}`);
@@ -168,6 +237,35 @@ async function skipBenchRequests(): Promise<string[]> {
     await admin.disconnect();
   }
   return skipped;
+}
+
+/**
+ * Commits a group's offsets at the topic's current end. Not resetOffsets({earliest: false}): that
+ * commits -1, which a consumer started with fromBeginning reads as "from the beginning".
+ */
+async function moveToEnd(admin: Admin, groupId: string, topic: string): Promise<void> {
+  const ends = await admin.fetchTopicOffsets(topic);
+  await admin.setOffsets({
+    groupId,
+    topic,
+    partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
+  });
+}
+
+/** Commits a fresh consumer group's offsets at the end of `topic`, so it reads only what comes next. */
+async function startGroupAtEnd(groupId: string, topic: string): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'hm3-bench-orchestration-admin',
+    brokers: kafkaBrokers(),
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await moveToEnd(admin, groupId, topic);
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 interface Run {
@@ -185,6 +283,7 @@ export async function orchestrationBenchCommand(args: readonly string[]): Promis
   const store = createMongoStore({ url: mongoUrl(), database });
   const journal = new MongoJournal({ url: mongoUrl(), database });
   const rlStore = createInMemoryStore();
+  const profile = new CallProfile();
   const mine = new Set<string>();
   const accept = (searchId: string) => mine.has(searchId);
   const result: Record<string, unknown> = {
@@ -213,11 +312,12 @@ export async function orchestrationBenchCommand(args: readonly string[]): Promis
     const policyClient = createClient(policy.PolicyServiceService, { address: `127.0.0.1:${rl.port}` });
     closers.push(async () => policyClient.close());
     const core = new ParetoOptimizer({
-      store,
-      bus,
-      journal,
+      store: profile.store(store),
+      bus: profile.wrap(bus, 'bus'),
+      journal: profile.wrap(journal, 'journal'),
       catalog: new FolderModelCatalog({ modelsRoot: ZOO, artifactRoot: join(work, 'artifacts') }),
-      policy: policyClient,
+      policy: profile.wrap(policyClient, 'policy'),
+      concurrency: config.concurrency,
       logger: benchLogger,
       groupId: `hm3-bench-optimizer-${randomUUID().slice(0, 8)}`,
     });
@@ -243,7 +343,9 @@ export async function orchestrationBenchCommand(args: readonly string[]): Promis
     // 1. The stub evaluator: orchestration alone.
     const stub = await startStubEvaluator(bus, { groupId: 'hm3-bench-stub-evaluator', accept });
     result['ferretdbRawInsertsPerSecond'] = Math.round(await rawInsertRate(mongoUrl(), `${database}_raw`));
-    const stubRun = await runSearch(specYaml(config.candidates, config.strategy, 4, 1));
+    profile.reset();
+    const stubRun = await runSearch(specYaml(config.candidates, config.strategy, 4, 1, config.perRound));
+    const stubProfile = profile.report();
     await stub.stop();
     result['skippedForBuiltInGroups'] = await skipBenchRequests();
     const searchRequests = stub.requests.filter((r) => r.split === 1).length;
@@ -253,6 +355,9 @@ export async function orchestrationBenchCommand(args: readonly string[]): Promis
       searchRequests,
       candidatesPerSecond: Number((stubRun.evaluations / stubRun.seconds).toFixed(1)),
       target: 50,
+      perRound: config.perRound,
+      concurrency: config.concurrency,
+      profile: stubProfile,
     };
     console.log(
       `stub evaluator: ${stubRun.evaluations} candidates in ${stubRun.seconds.toFixed(1)} s = ` +
@@ -262,8 +367,14 @@ export async function orchestrationBenchCommand(args: readonly string[]): Promis
 
     // 2. The real evaluator: overhead over the evaluations themselves.
     if (config.realBudget > 0) {
+      // Its own consumer group, starting at the end of the topic: the shared broker's hm3-evaluator
+      // group may have members (an e2e run's evaluator) that would take the partitions.
+      const evaluatorGroup = `hm3-bench-evaluator-${randomUUID().slice(0, 8)}`;
+      await startGroupAtEnd(evaluatorGroup, TOPICS.EVAL_REQUESTED);
       const evaluator = await startEvaluatorServer({
-        config: serviceConfig(),
+        consumerGroup: evaluatorGroup,
+        // HM3_BENCH_LOG=1: the evaluator's log lines too (pino, with their times).
+        config: serviceConfig(process.env['HM3_BENCH_LOG'] === '1' ? 'debug' : 'silent'),
         store,
         bus,
         modelsRoot: ZOO,
