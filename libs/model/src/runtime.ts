@@ -60,17 +60,23 @@ export class ModelRuntime {
   readonly weights: WeightStore;
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
   private readonly options: InferenceSession.SessionOptions;
+  /** Session config entries (onnxruntime's `extra.session`) of every session. */
+  private readonly sessionConfig: Readonly<Record<string, string>>;
   readonly device: Device;
+  /** Whether its sessions flush denormals (RuntimeOptions.flushDenormals). */
+  readonly flushDenormals: boolean;
 
   constructor(options: RuntimeOptions = {}) {
     this.device = options.device ?? 'cpu';
+    this.flushDenormals = options.flushDenormals === true;
     this.weights = new WeightStore(
       options.weightCacheBytes === undefined ? {} : { maxBytes: options.weightCacheBytes },
     );
+    this.sessionConfig = this.flushDenormals ? { set_denormal_as_zero: '1' } : {};
     this.options = {
       executionProviders: [this.device],
       graphOptimizationLevel: 'all',
-      ...(options.flushDenormals === true ? { extra: { session: { set_denormal_as_zero: '1' } } } : {}),
+      extra: { session: this.sessionConfig },
       ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
     };
   }
@@ -99,7 +105,14 @@ export class ModelRuntime {
     return new PathModel(this, sources[head]!.dir, headArch, steps);
   }
 
-  /** The monolithic whole-model graph of the checkpoint in `dir` (weights embedded as initializers). */
+  /**
+   * The monolithic whole-model graph of the checkpoint in `dir` (weights embedded as initializers).
+   * Its session does not pre-pack weights: onnxruntime's CPU MatMul packs a constant (initializer)
+   * B once with MLAS's packed K-stride (256), while a B fed as an input (the layer graphs) is packed
+   * per call with the unpacked K-stride (128), so any product over more than 128 inputs (the MLP's
+   * down projection) sums in another order and the two graphs differed by up to ~4e-5 on the zoo.
+   * Without pre-packing both run the same kernel on the same blocks: identical logits.
+   */
   async monolithic(dir: string): Promise<MonolithicModel> {
     const { arch } = await this.weights.source(dir);
     // every weight pinned while the graph is built (sequentially: a failed read leaves no pin behind)
@@ -129,7 +142,13 @@ export class ModelRuntime {
     } finally {
       for (const p of pins) p.release();
     }
-    return new MonolithicModel(arch, await this.create(bytes));
+    return new MonolithicModel(
+      arch,
+      await this.create(bytes, {
+        ...this.options,
+        extra: { session: { ...this.sessionConfig, disable_prepacking: '1' } },
+      }),
+    );
   }
 
   /** @internal A session for a graph, built once per key. */
@@ -150,9 +169,12 @@ export class ModelRuntime {
     await this.weights.close();
   }
 
-  private async create(bytes: Uint8Array): Promise<InferenceSession> {
+  private async create(
+    bytes: Uint8Array,
+    options: InferenceSession.SessionOptions = this.options,
+  ): Promise<InferenceSession> {
     try {
-      return await InferenceSession.create(bytes, this.options);
+      return await InferenceSession.create(bytes, options);
     } catch (error) {
       if (this.device !== 'cpu') throw new DeviceUnavailableError(this.device, error);
       throw error;

@@ -28,6 +28,8 @@ export interface EvaluatorServerOptions {
   readonly recordScores?: boolean;
   readonly defaultDevice?: Device;
   readonly intraOpThreads?: number;
+  /** Flush denormals in the model runtimes (EvaluatorOptions.flushDenormals; default false). */
+  readonly flushDenormals?: boolean;
   /** Keep per-example records in the artifact store (default true; needs a writable artifact root). */
   readonly keepRecords?: boolean;
   readonly logger?: Logger;
@@ -61,6 +63,7 @@ export async function startEvaluatorServer(options: EvaluatorServerOptions): Pro
     ...(options.defaultDevice === undefined ? {} : { defaultDevice: options.defaultDevice }),
     ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
     ...(options.keepRecords === undefined ? {} : { keepRecords: options.keepRecords }),
+    ...(options.flushDenormals === undefined ? {} : { flushDenormals: options.flushDenormals }),
     onScored: (score, seconds) => metrics.observe(score, seconds),
     onWarning: (message, details) => server.logger.warn(details, message),
   });

@@ -276,3 +276,28 @@ describe('EvaluatorService over loopback gRPC', () => {
     }
   });
 });
+
+describe('startEvaluatorServer options', () => {
+  it('passes flushDenormals to the model runtime (default off)', async () => {
+    expect(running.core.runtime('cpu').flushDenormals).toBe(false);
+    const config = loadServiceConfig({
+      env: { HM3_HOST: '127.0.0.1', HM3_PORT: '0', HM3_METRICS_PORT: 'off' },
+      argv: ['--shutdown-drain-delay-ms=0', '--allow-unauthenticated'],
+    });
+    const flushing = await startEvaluatorServer({
+      config,
+      store,
+      modelsRoot: zooRoot,
+      datasetRoots: [],
+      artifactRoot: path.join(dir, 'artifacts-flush'),
+      flushDenormals: true,
+      logger: createLogger({ level: 'silent', name: 'evaluator' }),
+    });
+    try {
+      // no model has run: the runtime exists, no session (and so no FTZ in this worker) yet
+      expect(flushing.core.runtime('cpu').flushDenormals).toBe(true);
+    } finally {
+      await flushing.stop('test over');
+    }
+  });
+});

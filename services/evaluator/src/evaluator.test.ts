@@ -98,4 +98,18 @@ describe('the Evaluator core', () => {
       await core.close();
     }
   });
+
+  it('gives its model runtimes flushDenormals (default off)', async () => {
+    const store = createInMemoryStore();
+    const artifacts = new LocalArtifactStore(path.join(dir, 'f'));
+    const base = { store, artifacts, modelsRoot: zooRoot, datasetRoots: [] };
+    const [plain, flushing] = [new Evaluator(base), new Evaluator({ ...base, flushDenormals: true })];
+    try {
+      expect(plain.runtime('cpu').flushDenormals).toBe(false);
+      expect(flushing.runtime('cpu').flushDenormals).toBe(true);
+      expect(flushing.runtime('cpu')).toBe(flushing.runtime('cpu')); // one runtime per device
+    } finally {
+      await Promise.all([plain.close(), flushing.close()]);
+    }
+  });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { zooRoot } from '@hm3/fixtures';
 import { common, evaluator } from '@hm3/proto';
+import type { RunningEvaluator } from '@hm3/evaluator';
 import { createClient } from '@hm3/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService } from './serve.js';
@@ -30,6 +31,8 @@ describe('hm3 serve evaluator', () => {
     );
     const client = createClient(evaluator.EvaluatorServiceService, { address: `127.0.0.1:${handle.port}` });
     try {
+      // a process that only scores: denormals flushed by default, as the runtime bench runs
+      expect((handle.running as RunningEvaluator).core.runtime('cpu').flushDenormals).toBe(true);
       const { tasks } = await client.listTasks({});
       expect(tasks.map((t) => t.name)).toContain('completion');
       const request = (uri: string) =>
@@ -53,5 +56,32 @@ describe('hm3 serve evaluator', () => {
       client.close();
       await handle.stop('test over');
     }
+  });
+
+  it('keeps denormals with --no-flush-denormals or HM3_FLUSH_DENORMALS=0, and refuses another value', async () => {
+    const argv = ['evaluator', '--port', '0', '--allow-unauthenticated', '--host=127.0.0.1'];
+    const env = {
+      HM3_METRICS_PORT: 'off',
+      HM3_ARTIFACT_ROOT: path.join(dir, 'artifacts'),
+      HM3_LOG_LEVEL: 'silent',
+    };
+    const flushes = async (flag: boolean | undefined, value: string | undefined): Promise<boolean> => {
+      const handle = await startService(
+        'evaluator',
+        { modelsRoot: zooRoot, store: 'memory', ...(flag === undefined ? {} : { flushDenormals: flag }) },
+        argv,
+        value === undefined ? env : { ...env, HM3_FLUSH_DENORMALS: value },
+      );
+      try {
+        return (handle.running as RunningEvaluator).core.runtime('cpu').flushDenormals;
+      } finally {
+        await handle.stop('test over');
+      }
+    };
+    expect(await flushes(false, undefined)).toBe(false);
+    expect(await flushes(undefined, '0')).toBe(false);
+    expect(await flushes(undefined, 'false')).toBe(false);
+    expect(await flushes(true, '0')).toBe(true); // the flag wins
+    await expect(flushes(undefined, 'maybe')).rejects.toThrow(/HM3_FLUSH_DENORMALS: "maybe"/);
   });
 });

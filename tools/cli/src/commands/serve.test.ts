@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { merge, optimizer, policy } from '@hm3/proto';
 import { createClient } from '@hm3/service-kit';
+import type { RunningTensorMerge } from '@hm3/tensor-merge';
+import { FailedPreconditionError } from '@hm3/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../main.js';
 import { startService } from './serve.js';
@@ -57,6 +59,38 @@ describe('hm3 serve', () => {
       const client = createClient(merge.TensorMergeServiceService, { address: `127.0.0.1:${handle.port}` });
       const { methods } = await client.listMethods({});
       expect(methods.map((m) => m.name)).toContain('task_arithmetic');
+    } finally {
+      await handle.stop('test over');
+    }
+  });
+
+  it('takes the default device of tensor-merge from HM3_DEVICE (or --device), refusing an unknown one', async () => {
+    const env = {
+      HM3_METRICS_PORT: 'off',
+      HM3_ARTIFACT_ROOT: path.join(dir, 'artifacts'),
+      HM3_LOG_LEVEL: 'silent',
+    };
+    const argv = ['tensor-merge', '--port', '0', '--allow-unauthenticated', '--host=127.0.0.1'];
+    await expect(
+      startService('tensor-merge', { modelsRoot: dir }, argv, { ...env, HM3_DEVICE: 'gpu' }),
+    ).rejects.toThrow('HM3_DEVICE: "gpu" is not a device; use cpu or cuda');
+    await expect(
+      startService('tensor-merge', { modelsRoot: dir, device: 'cuda:0' }, argv, {
+        ...env,
+        HM3_DEVICE: 'cpu',
+      }),
+    ).rejects.toThrow('--device: "cuda:0" is not a device; use cpu or cuda');
+    // HM3_DEVICE=cuda (the k8s gpu overlay): a merge naming no device runs on cuda, which fails here
+    // (no CUDA provider libraries on this machine) with FAILED_PRECONDITION before any weight is read
+    const handle = await startService('tensor-merge', { modelsRoot: dir }, argv, {
+      ...env,
+      HM3_DEVICE: 'cuda',
+    });
+    try {
+      const core = (handle.running as RunningTensorMerge).core;
+      const error = await core.merge({} as Parameters<typeof core.merge>[0]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FailedPreconditionError);
+      expect((error as Error).message).toMatch(/^device cuda: /);
     } finally {
       await handle.stop('test over');
     }

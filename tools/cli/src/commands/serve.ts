@@ -2,9 +2,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '@hm3/errors';
 import { InProcessEventBus, KafkaEventBus, type EventBus } from '@hm3/events';
+import { TOPICS } from '@hm3/proto';
 import { installShutdownHandlers, loadServiceConfig, type Logger } from '@hm3/service-kit';
 import { createInMemoryStore, createMongoStore, redactMongoUrl, type Store } from '@hm3/store';
-import { startTensorMergeServer, type RunningTensorMerge } from '@hm3/tensor-merge';
+import { parseDevice, startTensorMergeServer, type RunningTensorMerge } from '@hm3/tensor-merge';
 import { startRlPolicyServer, type RunningRlPolicy } from '@hm3/rl-policy';
 import { startEvaluatorServer, type RunningEvaluator } from '@hm3/evaluator';
 import {
@@ -29,8 +30,12 @@ export interface ServeOptions {
   bus?: string;
   kafkaBrokers?: string;
   threads?: string;
+  /** tensor-merge: the default device of merges that name none (`cpu` | `cuda`). */
+  device?: string;
   /** evaluator: comma-separated folders dataset paths resolve inside. */
   datasetRoots?: string;
+  /** evaluator: flush denormals in the model runtime (`--[no-]flush-denormals`; default on). */
+  flushDenormals?: boolean;
   /** pareto-optimizer: host:port of the rl-policy service. */
   policyService?: string;
 }
@@ -74,6 +79,17 @@ function openStore(storeSetting: string, env: NodeJS.ProcessEnv): Store {
   );
 }
 
+/** evaluator: `--[no-]flush-denormals`, else HM3_FLUSH_DENORMALS (1/true or 0/false), else on. */
+function flushDenormalsSetting(flag: boolean | undefined, env: NodeJS.ProcessEnv): boolean {
+  if (flag !== undefined) return flag;
+  const value = env['HM3_FLUSH_DENORMALS'];
+  if (value === undefined || value === '' || value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false') return false;
+  throw new InvalidArgumentError(`HM3_FLUSH_DENORMALS: "${value}" must be 1, true, 0 or false`, {
+    field: 'flushDenormals',
+  });
+}
+
 /** Opens the store, the bus and the service; nothing is left running when it throws. */
 export async function startService(
   service: string,
@@ -112,6 +128,11 @@ export async function startService(
       field: 'threads',
     });
   }
+  // tensor-merge: merges that name no device run on this one (the k8s gpu overlay sets HM3_DEVICE=cuda)
+  const defaultDevice = parseDevice(
+    setting(options.device, env, 'HM3_DEVICE'),
+    options.device === undefined ? 'HM3_DEVICE' : '--device',
+  );
 
   const store = openStore(storeSetting, env);
   let bus: EventBus;
@@ -125,9 +146,19 @@ export async function startService(
     }
     const username = env['HM3_KAFKA_USERNAME'];
     const password = env['HM3_KAFKA_PASSWORD'];
+    // The platform's topics with HM3_KAFKA_PARTITIONS partitions each (default 6; an existing topic
+    // with fewer gets more): evaluator and merger replicas of one group share them.
+    const partitions = Number(env['HM3_KAFKA_PARTITIONS'] ?? '6');
+    if (!Number.isInteger(partitions) || partitions < 1)
+      throw new InvalidArgumentError(`HM3_KAFKA_PARTITIONS must be a positive integer, got ${partitions}`, {
+        field: 'HM3_KAFKA_PARTITIONS',
+      });
     bus = new KafkaEventBus({
       brokers: brokers.split(',').map((b) => b.trim()),
       clientId: `hm3-${service}`,
+      topics: Object.values(TOPICS)
+        .filter((name) => name !== TOPICS.DEAD_LETTER)
+        .map((name) => ({ name, partitions })),
       ...(username && password ? { sasl: { mechanism: 'scram-sha-512' as const, username, password } } : {}),
     });
   } else {
@@ -167,6 +198,10 @@ export async function startService(
           ...(policyToken ? { token: policyToken } : {}),
         },
         ...(env['HM3_ATTEMPT_TIMEOUT_MS'] ? { attemptTimeoutMs: Number(env['HM3_ATTEMPT_TIMEOUT_MS']) } : {}),
+        // Merges and evaluations a search keeps in flight (default 32).
+        ...(env['HM3_OPTIMIZER_CONCURRENCY']
+          ? { concurrency: Number(env['HM3_OPTIMIZER_CONCURRENCY']) }
+          : {}),
         // Rounds whose merged checkpoints retention keeps besides the front's (negative: off).
         ...(env['HM3_RETENTION_ROUNDS'] ? { retentionRounds: Number(env['HM3_RETENTION_ROUNDS']) } : {}),
       });
@@ -195,6 +230,8 @@ export async function startService(
               .map((r) => path.resolve(r.trim())),
             artifactRoot: path.resolve(artifactRoot),
             ...(threads === undefined ? {} : { intraOpThreads: threads }),
+            // A process that only scores: run as the runtime bench measures (ModelRuntime.flushDenormals)
+            flushDenormals: flushDenormalsSetting(options.flushDenormals, env),
             // Off where an external evaluation cluster answers hm3.eval.requested (docs/events.md).
             consumeRequests: env['HM3_EVAL_CONSUME_REQUESTS'] !== 'false',
           })
@@ -205,6 +242,7 @@ export async function startService(
             modelsRoot: path.resolve(modelsRoot),
             artifactRoot: path.resolve(artifactRoot),
             ...(threads === undefined ? {} : { threads }),
+            ...(defaultDevice === undefined ? {} : { defaultDevice }),
           });
     return {
       running,
@@ -274,9 +312,18 @@ export function registerServe(program: Command): void {
       'pareto-optimizer: the rl-policy service (env HM3_POLICY_SERVICE; default 127.0.0.1:50062; token: env HM3_POLICY_TOKEN)',
     )
     .option(
+      '--device <device>',
+      'tensor-merge: device of merges that name none, cpu | cuda (env HM3_DEVICE; default cpu)',
+    )
+    .option(
       '--threads <n>',
       'worker threads of the merge kernels; evaluator: threads per model operator (env HM3_THREADS)',
     )
+    .option(
+      '--flush-denormals',
+      'evaluator: flush denormal floats in the model runtime, faster scoring (env HM3_FLUSH_DENORMALS=1|0; default on)',
+    )
+    .option('--no-flush-denormals', 'evaluator: keep denormal floats (see --flush-denormals)')
     .allowUnknownOption()
     .allowExcessArguments()
     .action(async (service: string, options: ServeOptions, command: Command) => {
