@@ -53,6 +53,11 @@ export interface Episode {
   readonly logProbs: Float64Array;
   /** V(S_t) at proposal time [T]. */
   readonly values: Float64Array;
+  /**
+   * actorFollowCritic > 0, exploring: per step, the critic's best look-ahead action over every valid
+   * action [T] (the auxiliary actor loss's target); absent otherwise.
+   */
+  readonly followActions?: Int32Array;
 }
 
 export type ProposalMode = 'explore' | 'greedy';
@@ -554,6 +559,8 @@ export class PathPolicy {
     const protos = Array.from({ length: B }, () => new Float64Array(T * D));
     const logProbs = Array.from({ length: B }, () => new Float64Array(T));
     const values = Array.from({ length: B }, () => new Float64Array(T));
+    const follow = mode === 'explore' && s.actorFollowCritic > 0;
+    const followActions = follow ? Array.from({ length: B }, () => new Int32Array(T)) : null;
     const tables = noGrad(() => this.inferenceTables(W, B));
     const eps = this.epsilonNow();
     const gi = tables.giTable;
@@ -593,7 +600,8 @@ export class PathPolicy {
     const ghNeg = new Float64Array(B * 2 * H);
     const ghExact = new Uint8Array(B);
     // The look-ahead's rows (at most B x M' a step), reused from step to step.
-    const maxRows = B * (mode === 'explore' && s.poolLookAheadShare > 0 ? Math.max(A, s.mPrime) : s.mPrime);
+    const maxRows =
+      B * (mode === 'explore' && (s.poolLookAheadShare > 0 || follow) ? Math.max(A, s.mPrime) : s.mPrime);
     const hcBuffer = new Float64Array(maxRows * H);
     const criticBuffer = new Float64Array(maxRows * this.criticHidden.outFeatures);
     // pv(S_t) of every episode: computed for S_0, then carried from the chosen candidate's look-ahead.
@@ -625,11 +633,20 @@ export class PathPolicy {
       const wholePool = new Uint8Array(B);
       if (mode === 'explore' && s.poolLookAheadShare > 0)
         for (let b = 0; b < B; b++) wholePool[b] = this.rng.uniform() < s.poolLookAheadShare ? 1 : 0;
-      const cands = Array.from({ length: B }, (_, b) => {
+      // actorFollowCritic: the look-ahead also covers every valid action (the auxiliary target), but
+      // the step still picks among the M' nearest (near[b]); without it cands[b] is near[b].
+      const near = Array.from({ length: B }, (_, b) => {
         const p = t === 0 ? -1 : (prev[b] as number);
         if (wholePool[b] === 0) return this.nearestActions(proto, b * D, p);
         const all: number[] = [];
         for (let a = 0; a < A; a++) if (p < 0 || this.pool.compatible(p, a)) all.push(a);
+        return all;
+      });
+      const cands = near.map((c, b) => {
+        if (!follow) return c;
+        const p = t === 0 ? -1 : (prev[b] as number);
+        const all = [...c];
+        for (let a = 0; a < A; a++) if (!c.includes(a) && (p < 0 || this.pool.compatible(p, a))) all.push(a);
         return all;
       });
       // One-step look-ahead: the GRU step and the path value of S' for every distinct (state, action)
@@ -698,11 +715,18 @@ export class PathPolicy {
       for (let b = 0; b < B; b++) {
         const c = cands[b] as number[];
         const rb = row[b] as number[];
+        // cands[b] starts with near[b]: the step's pick is among its first nNear.
+        const nNear = (near[b] as number[]).length;
         let bestI = 0;
-        for (let i = 1; i < c.length; i++)
+        for (let i = 1; i < nNear; i++)
           if ((vc[rb[i] as number] as number) > (vc[rb[bestI] as number] as number)) bestI = i;
-        if (mode === 'explore' && wholePool[b] === 0 && this.rng.uniform() < eps)
-          bestI = this.rng.int(c.length);
+        if (followActions !== null) {
+          let f = bestI;
+          for (let i = nNear; i < c.length; i++)
+            if ((vc[rb[i] as number] as number) > (vc[rb[f] as number] as number)) f = i;
+          (followActions[b] as Int32Array)[t] = c[f] as number;
+        }
+        if (mode === 'explore' && wholePool[b] === 0 && this.rng.uniform() < eps) bestI = this.rng.int(nNear);
         const a = c[bestI] as number;
         const r = rb[bestI] as number;
         nextH.set(hc.subarray(r * H, (r + 1) * H), b * H);
@@ -745,6 +769,7 @@ export class PathPolicy {
       protos: protos[b] as Float64Array,
       logProbs: logProbs[b] as Float64Array,
       values: values[b] as Float64Array,
+      ...(followActions !== null ? { followActions: followActions[b] as Int32Array } : {}),
     }));
   }
 
@@ -879,6 +904,10 @@ export class PathPolicy {
     const R = new Float64Array(E * (T + 1));
     const lastOf = (t: number): number[] | null =>
       t === 0 ? null : eps.map((e) => e.actions[t - 1] as number);
+    // The auxiliary follow-the-critic loss, where every episode carries its targets.
+    const followW =
+      s.actorFollowCritic > 0 && eps.every((e) => e.followActions !== undefined) ? s.actorFollowCritic : 0;
+    const follows: Tensor[] = [];
     for (let t = 0; t < T; t++) {
       const u = this.headInput(h, t, W, lastOf(t));
       const protoT = new Float64Array(E * D);
@@ -888,7 +917,16 @@ export class PathPolicy {
         A[t * E + b] = (adv[b] as Float64Array)[t] as number;
         R[t * E + b] = ((ret[b] as Float64Array)[t] as number) / this.valueScale(t);
       });
-      logps.push(gaussianLogProb(new Tensor(protoT, E, D), this.actorMean(u), this.logStd));
+      const mu = this.actorMean(u);
+      logps.push(gaussianLogProb(new Tensor(protoT, E, D), mu, this.logStd));
+      if (followW > 0) {
+        const target = new Float64Array(E * D);
+        eps.forEach((e, b) => {
+          const a = (e.followActions as Int32Array)[t] as number;
+          target.set(this.pool.embeddings.subarray(a * D, (a + 1) * D), b * D);
+        });
+        follows.push(sub(mu, new Tensor(target, E, D)));
+      }
       vals.push(this.pathValue(u, W));
       h = this.gru.forward(this.stepInput(eps.map((e) => e.actions[t] as number)), h);
     }
@@ -907,7 +945,9 @@ export class PathPolicy {
     const policyLoss = neg(mean(surr));
     const valueLoss = mean(square(sub(concatRows(vals), new Tensor(R, E * (T + 1), 1))));
     const entropy = gaussianEntropy(this.logStd);
-    const loss = add(add(policyLoss, scale(valueLoss, s.valueCoef)), scale(entropy, -s.entropyCoef));
+    let loss = add(add(policyLoss, scale(valueLoss, s.valueCoef)), scale(entropy, -s.entropyCoef));
+    // mean over the E*T*D entries times D: the squared distance summed over the embedding, per step.
+    if (followW > 0) loss = add(loss, scale(mean(square(concatRows(follows))), followW * D));
     let kl = 0;
     let clippedCount = 0;
     for (let i = 0; i < E * T; i++) {

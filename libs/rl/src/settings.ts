@@ -31,6 +31,13 @@ export interface PolicySettings {
    * nearest, the critic's best being taken (no eps pick); 0: off (the method's Wolpertinger step).
    */
   readonly poolLookAheadShare: number;
+  /**
+   * Weight of an auxiliary actor loss (Wolpertinger's "the actor follows the critic"): the squared
+   * distance, summed over the embedding and averaged over steps, from the actor's mean to the
+   * embedding of the critic's best one-step look-ahead over every valid action at proposal time (a
+   * fixed target, recorded with the episode). 0: off (no whole-pool look-ahead, the method's PPO loss).
+   */
+  readonly actorFollowCritic: number;
   /** Probability of a random pick among the M' candidates instead of the critic's best (after the decay). */
   readonly epsilon: number;
   /** epsilon at the first episode; it decays linearly to `epsilon` over epsilonDecayEpisodes. */
@@ -88,6 +95,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   preferenceCritic: false,
   mPrime: 8,
   poolLookAheadShare: 0,
+  actorFollowCritic: 0,
   epsilon: 0.1,
   epsilonStart: 0.5,
   epsilonDecayEpisodes: 1500,
@@ -142,6 +150,7 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
   positiveInt(s.minibatch, 'minibatch');
   inRange(s.epsilon, 0, 1, 'epsilon');
   inRange(s.poolLookAheadShare, 0, 1, 'poolLookAheadShare');
+  inRange(s.actorFollowCritic, 0, 1e6, 'actorFollowCritic');
   inRange(s.epsilonStart, 0, 1, 'epsilonStart');
   if (!Number.isSafeInteger(s.epsilonDecayEpisodes) || s.epsilonDecayEpisodes < 0)
     throw new InvalidArgumentError('epsilonDecayEpisodes must be a non-negative integer', {

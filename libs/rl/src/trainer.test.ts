@@ -172,6 +172,53 @@ describe('pool look-ahead while exploring', () => {
   });
 });
 
+describe('actor follows the critic', () => {
+  it("records the critic's best of all valid actions per exploring step, and the loss pulls the mean to it", () => {
+    const policy = new PathPolicy(pool, {
+      tMax: 3,
+      seed: 7,
+      gruHidden: 8,
+      headHidden: 8,
+      mPrime: 2,
+      actorFollowCritic: 100,
+    });
+    const A = pool.size;
+    const H = policy.settings.gruHidden;
+    const episodes = policy.propose([[1], [1], [1], [1]], 'explore');
+    for (const e of episodes) {
+      expect(e.followActions).toHaveLength(3);
+      let h: Float64Array = new Float64Array(H);
+      for (let t = 0; t < 3; t++) {
+        const acts = Array.from({ length: A }, (_, a) => a);
+        const hs = new Float64Array(A * H);
+        for (let a = 0; a < A; a++) hs.set(h, a * H);
+        const v = policy.heads(
+          policy.encodeStep(hs, acts),
+          acts.map(() => t + 1),
+          acts,
+        ).pathValue;
+        const f = e.followActions![t]!;
+        for (let a = 0; a < A; a++) expect(v[f]!).toBeGreaterThanOrEqual(v[a]! - 1e-12);
+        h = policy.encodeStep(h, [e.actions[t]!]);
+      }
+    }
+    expect(policy.propose([[1]], 'greedy')[0]!.followActions).toBeUndefined();
+    // Every episode starts in S_0: one target for step 0, and the update moves the mean towards it.
+    const D = pool.embeddingDim;
+    const f0 = episodes[0]!.followActions![0]!;
+    const dist = () => {
+      const mu = policy.initialOutputs([1]).mean;
+      let d = 0;
+      for (let j = 0; j < D; j++) d += (mu[j]! - pool.embeddings[f0 * D + j]!) ** 2;
+      return d;
+    };
+    const before = dist();
+    policy.update(episodes, [0.5, 0.2, 0.9, 0.1]);
+    expect(dist()).toBeLessThan(before);
+    expect(() => new PathPolicy(pool, { actorFollowCritic: -1 })).toThrow(InvalidArgumentError);
+  });
+});
+
 describe('critic replay', () => {
   it('keeps at most replayEpisodes episodes and trains the critic from them', () => {
     const policy = new PathPolicy(pool, {
