@@ -291,6 +291,25 @@ describe(`KafkaEventBus [kafka @${BROKERS.join(',')}]`, () => {
     }
   }, 90_000);
 
+  it('services starting at once on fresh topics all start, and the topics get their partitions', async () => {
+    const topics = [0, 1, 2].map((i) => ({ name: `t.race.${i}.${uniqueSuffix()}`, partitions: 3 }));
+    const buses = [0, 1, 2, 3].map(() => new KafkaEventBus(busConfig({ topics })));
+    const admin = new Kafka({
+      clientId: 'hm3-events-test-admin',
+      brokers: BROKERS,
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    try {
+      await Promise.all(buses.map((bus) => bus.start()));
+      const metadata = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.name) });
+      expect(metadata.topics.map((t) => t.partitions.length)).toEqual([3, 3, 3]);
+    } finally {
+      await admin.disconnect();
+      await Promise.all(buses.map((bus) => bus.close()));
+    }
+  }, 90_000);
+
   it('refuses to publish after a clean close', async () => {
     const bus = new KafkaEventBus(busConfig());
     await bus.start();

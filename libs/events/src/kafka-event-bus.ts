@@ -306,11 +306,21 @@ export class KafkaEventBus implements EventBus {
         ...(this.config.replicationFactor ? { replicationFactor: this.config.replicationFactor } : {}),
       })),
     });
-    // A topic created earlier with fewer partitions (another process, the broker's default) gets
-    // more, so that consumer-group members can share it. Partitions are never removed; keys then
-    // map to new partitions for new messages (consumers are idempotent, order per key continues).
-    const { topics } = await admin.fetchTopicMetadata({ topics: fresh.map((s) => s.name) });
-    const grow = fresh.flatMap((s) => {
+    // Several services starting at once on a fresh broker race here: the loser's createTopics finds
+    // the topics made and returns before their partitions have leaders, so its metadata read (or a
+    // second process's createPartitions) can fail for a while; such errors are retried.
+    await retryWhileSettling(() => this.growPartitions(admin, fresh), this.logger);
+    for (const s of fresh) this.knownTopics.add(s.name);
+  }
+
+  /**
+   * A topic created earlier with fewer partitions (another process, the broker's default) gets
+   * more, so that consumer-group members can share it. Partitions are never removed; keys then
+   * map to new partitions for new messages (consumers are idempotent, order per key continues).
+   */
+  private async growPartitions(admin: Admin, specs: TopicSpec[]): Promise<void> {
+    const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
+    const grow = specs.flatMap((s) => {
       const have = topics.find((t) => t.name === s.name)?.partitions.length ?? s.partitions;
       return have < s.partitions ? [{ topic: s.name, count: s.partitions }] : [];
     });
@@ -318,7 +328,6 @@ export class KafkaEventBus implements EventBus {
       await admin.createPartitions({ topicPartitions: grow });
       this.logger.info({ topics: grow }, 'topic partitions added');
     }
-    for (const s of fresh) this.knownTopics.add(s.name);
   }
 
   private async ensureTopics(topics: string[]): Promise<void> {
@@ -529,6 +538,41 @@ class KafkaSubscription implements Subscription {
       this.tracker.restore(offsets);
       this.logger.warn({ err: String(error) }, 'offset commit failed; will retry');
       await sleep(0);
+    }
+  }
+}
+
+/** Broker answers that a topic being created or grown by another process gives until it settles. */
+const SETTLING_ERRORS = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_OR_FOLLOWER',
+  'INVALID_PARTITIONS',
+  'REASSIGNMENT_IN_PROGRESS',
+]);
+
+function isSettlingError(error: unknown): boolean {
+  const e = error as { type?: unknown; retriable?: unknown; cause?: unknown } | undefined;
+  if (e === undefined || e === null) return false;
+  if (typeof e.type === 'string' && SETTLING_ERRORS.has(e.type)) return true;
+  return e.cause !== undefined && e.cause !== error && isSettlingError(e.cause);
+}
+
+/** Runs `step` until it succeeds, retrying settling errors with backoff for up to `budgetMs`. */
+async function retryWhileSettling(
+  step: () => Promise<void>,
+  logger: Logger,
+  budgetMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await step();
+      return;
+    } catch (error) {
+      if (!isSettlingError(error) || Date.now() > deadline) throw error;
+      logger.info({ attempt, error: String(error) }, 'topics still settling: retrying');
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1000)));
     }
   }
 }
