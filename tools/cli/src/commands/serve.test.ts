@@ -37,6 +37,25 @@ describe('hm3 serve', () => {
     expect(errors.join('\n')).toMatch(/invalid service config: tokenFile/);
   });
 
+  it('refuses a numeric setting that is not an integer in range, naming it', async () => {
+    const start = (env: Record<string, string>, threads?: string) =>
+      startService(
+        'pareto-optimizer',
+        { modelsRoot: dir, ...(threads === undefined ? {} : { threads }) },
+        ['--allow-unauthenticated'],
+        env,
+      );
+    await expect(start({ HM3_OPTIMIZER_CONCURRENCY: 'many' })).rejects.toThrow(
+      /HM3_OPTIMIZER_CONCURRENCY: "many" must be an integer >= 1/,
+    );
+    await expect(start({ HM3_ATTEMPT_TIMEOUT_MS: '0' })).rejects.toThrow(/HM3_ATTEMPT_TIMEOUT_MS: "0"/);
+    await expect(start({ HM3_RETENTION_ROUNDS: '2.5' })).rejects.toThrow(/HM3_RETENTION_ROUNDS: "2.5"/);
+    await expect(
+      start({ HM3_BUS: 'kafka', HM3_KAFKA_BROKERS: '127.0.0.1:1', HM3_KAFKA_PARTITIONS: '-1' }),
+    ).rejects.toThrow(/HM3_KAFKA_PARTITIONS: "-1"/);
+    await expect(start({}, 'two')).rejects.toThrow(/threads: "two" must be an integer >= 1/);
+  });
+
   it('requires a models root', async () => {
     await expect(startService('tensor-merge', {}, ['--allow-unauthenticated'], {})).rejects.toThrow(
       /--models-root/,

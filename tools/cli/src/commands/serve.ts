@@ -60,6 +60,21 @@ function setting(
   return value === undefined || value === '' ? fallback : value;
 }
 
+/** `{ [key]: value }`, or nothing when the value is unset (exactOptionalPropertyTypes). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/** An integer setting of at least `min`, or undefined when unset; anything else names the setting. */
+function integerSetting(text: string | undefined, field: string, min: number): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) {
+    throw new InvalidArgumentError(`${field}: "${text}" must be an integer >= ${min}`, { field });
+  }
+  return value;
+}
+
 /** The store a setting names: `memory`, or a mongodb:// URL (credentials from HM3_MONGO_*). Not started. */
 function openStore(storeSetting: string, env: NodeJS.ProcessEnv): Store {
   if (storeSetting === 'memory') return createInMemoryStore();
@@ -121,13 +136,7 @@ export async function startService(
   const artifactRoot = setting(options.artifactRoot, env, 'HM3_ARTIFACT_ROOT', path.resolve('artifacts'))!;
   const storeSetting = setting(options.store, env, 'HM3_STORE', 'memory')!;
   const busSetting = setting(options.bus, env, 'HM3_BUS', 'in-process')!;
-  const threadsText = setting(options.threads, env, 'HM3_THREADS');
-  const threads = threadsText === undefined ? undefined : Number(threadsText);
-  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
-    throw new InvalidArgumentError(`threads: "${threadsText}" must be a positive integer`, {
-      field: 'threads',
-    });
-  }
+  const threads = integerSetting(setting(options.threads, env, 'HM3_THREADS'), 'threads', 1);
   // tensor-merge: merges that name no device run on this one (the k8s gpu overlay sets HM3_DEVICE=cuda)
   const defaultDevice = parseDevice(
     setting(options.device, env, 'HM3_DEVICE'),
@@ -148,11 +157,7 @@ export async function startService(
     const password = env['HM3_KAFKA_PASSWORD'];
     // The platform's topics with HM3_KAFKA_PARTITIONS partitions each (default 6; an existing topic
     // with fewer gets more): evaluator and merger replicas of one group share them.
-    const partitions = Number(env['HM3_KAFKA_PARTITIONS'] ?? '6');
-    if (!Number.isInteger(partitions) || partitions < 1)
-      throw new InvalidArgumentError(`HM3_KAFKA_PARTITIONS must be a positive integer, got ${partitions}`, {
-        field: 'HM3_KAFKA_PARTITIONS',
-      });
+    const partitions = integerSetting(env['HM3_KAFKA_PARTITIONS'], 'HM3_KAFKA_PARTITIONS', 1) ?? 6;
     bus = new KafkaEventBus({
       brokers: brokers.split(',').map((b) => b.trim()),
       clientId: `hm3-${service}`,
@@ -197,13 +202,20 @@ export async function startService(
           address: setting(options.policyService, env, 'HM3_POLICY_SERVICE', '127.0.0.1:50062')!,
           ...(policyToken ? { token: policyToken } : {}),
         },
-        ...(env['HM3_ATTEMPT_TIMEOUT_MS'] ? { attemptTimeoutMs: Number(env['HM3_ATTEMPT_TIMEOUT_MS']) } : {}),
+        ...optional(
+          'attemptTimeoutMs',
+          integerSetting(env['HM3_ATTEMPT_TIMEOUT_MS'], 'HM3_ATTEMPT_TIMEOUT_MS', 1),
+        ),
         // Merges and evaluations a search keeps in flight (default 32).
-        ...(env['HM3_OPTIMIZER_CONCURRENCY']
-          ? { concurrency: Number(env['HM3_OPTIMIZER_CONCURRENCY']) }
-          : {}),
+        ...optional(
+          'concurrency',
+          integerSetting(env['HM3_OPTIMIZER_CONCURRENCY'], 'HM3_OPTIMIZER_CONCURRENCY', 1),
+        ),
         // Rounds whose merged checkpoints retention keeps besides the front's (negative: off).
-        ...(env['HM3_RETENTION_ROUNDS'] ? { retentionRounds: Number(env['HM3_RETENTION_ROUNDS']) } : {}),
+        ...optional(
+          'retentionRounds',
+          integerSetting(env['HM3_RETENTION_ROUNDS'], 'HM3_RETENTION_ROUNDS', Number.MIN_SAFE_INTEGER),
+        ),
       });
       return {
         running: optimizer,
