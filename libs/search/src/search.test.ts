@@ -279,6 +279,50 @@ describe('runSearch', () => {
     expect(again.evaluations).toBeLessThan(10 + 1);
   });
 
+  it('writes each evaluated candidate once, as SCORED (no update); a record left EVALUATING is marked SCORED', async () => {
+    const counted = async () => {
+      const deps = await new Doubles().deps();
+      const updates: string[][] = [];
+      const candidates = deps.store.candidates;
+      const counting = new Proxy(candidates, {
+        get: (obj, prop) =>
+          prop === 'updateMany'
+            ? (ids: readonly string[], patch: Parameters<typeof candidates.updateMany>[1]) => {
+                updates.push([...ids]);
+                return candidates.updateMany(ids, patch);
+              }
+            : (Reflect.get(obj, prop) as unknown),
+      });
+      const store = new Proxy(deps.store, {
+        get: (obj, prop) => (prop === 'candidates' ? counting : (Reflect.get(obj, prop) as unknown)),
+      });
+      return { deps: { ...deps, store }, updates, candidates };
+    };
+    const a = await counted();
+    const first = await runSearch(spec({ budget: { max_evaluations: 10 } }), a.deps, { searchId: 's-a' });
+    expect(a.updates).toEqual([]);
+    const records = await a.candidates.listBySearch('s-a');
+    expect(records.map((r) => r.id).sort()).toEqual(first.candidates.map((c) => c.id).sort());
+    expect(records.every((r) => r.state === 'SCORED')).toBe(true);
+
+    const b = await counted();
+    const left = first.candidates[0]!.id;
+    const at = new Date(0);
+    await b.candidates.insert({
+      id: left,
+      searchId: 'other',
+      round: 0,
+      state: 'EVALUATING',
+      createdAt: at,
+      updatedAt: at,
+    });
+    await runSearch(spec({ budget: { max_evaluations: 10 } }), b.deps, { searchId: 's-b' });
+    expect(b.updates).toHaveLength(1);
+    expect(b.updates[0]).toContain(left);
+    expect((await b.candidates.get(left))?.state).toBe('SCORED');
+    expect((await b.candidates.listBySearch('s-b')).every((r) => r.state === 'SCORED')).toBe(true);
+  });
+
   it('refuses experts of another architecture, naming the field, before anything runs', async () => {
     const d = new Doubles();
     await expect(

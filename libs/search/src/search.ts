@@ -222,14 +222,19 @@ export class SearchContext {
   private proposals = 0;
   private readonly merges = new Map<string, Promise<PoolEntry>>();
   // The store writes of concurrent evaluations, grouped: one round trip per wave, not per candidate.
-  private readonly candidateInserts = new GroupCommit<CandidateRecord>((c) =>
-    this.deps.store.candidates.insertManyIfAbsent(c),
-  );
+  // A candidate's record is written once, as SCORED, after its scores (inserts: an update costs
+  // FerretDB ~10x an insert). A record already there (another search's, or one an earlier version
+  // left EVALUATING) is marked SCORED by one update of the group.
+  private readonly candidateInserts = new GroupCommit<CandidateRecord>(async (c) => {
+    const created = await this.deps.store.candidates.insertManyIfAbsent(c);
+    if (created < c.length)
+      await this.deps.store.candidates.updateMany(
+        c.map((r) => r.id),
+        { state: 'SCORED', updatedAt: new Date(this.now()) },
+      );
+  });
   private readonly scoreWrites = new GroupCommit<ScoreRecord>((s) => this.deps.store.scores.upsertMany(s));
   private pendingMarks: Promise<void>[] = [];
-  private readonly scoredMarks = new GroupCommit<string>((ids) =>
-    this.deps.store.candidates.updateMany(ids, { state: 'SCORED', updatedAt: new Date(this.now()) }),
-  );
   private readonly started: number;
 
   constructor(
@@ -494,7 +499,6 @@ export class SearchContext {
 
   /** One new evaluation on the search split, recorded in the store. */
   private async evaluateSearch(c: CanonicalCandidate): Promise<number[]> {
-    await this.recordCandidate(c, 'EVALUATING');
     const result = await this.deps.evaluate.evaluate({
       candidateId: c.id,
       path: resolvePath(c),
@@ -507,8 +511,8 @@ export class SearchContext {
     this.evaluations++;
     this.roundNew++;
     await this.saveScores(c.id, 'search', search, result.examples);
-    // The SCORED mark is off the evaluation's path (the scores are stored); the search's end waits for it.
-    const mark = this.scoredMarks.add(c.id);
+    // The SCORED record is off the evaluation's path (the scores are stored); the search's end waits for it.
+    const mark = this.recordCandidate(c, 'SCORED');
     mark.catch(() => undefined);
     this.pendingMarks.push(mark);
     return search;
@@ -539,7 +543,7 @@ export class SearchContext {
     };
   }
 
-  private async recordCandidate(c: CanonicalCandidate, state: 'EVALUATING'): Promise<void> {
+  private async recordCandidate(c: CanonicalCandidate, state: 'SCORED'): Promise<void> {
     const at = new Date(this.now());
     const merged = c.pool.find((p) => p.recipe);
     await this.candidateInserts.add({

@@ -15,8 +15,10 @@
  * the strategies the optimizer's wire spec names), --per-round N (stub: proposals per round, the most
  * in flight: param-only's population, hm3's 4 preferences x N/4 episodes; default 32),
  * --concurrency N (the optimizer's evaluations in flight, default 32), --max-examples N (real:
- * examples per objective, default 16), --out FILE. The stub part reports where the optimizer's time
- * went (calls and milliseconds of the store, journal, bus and policy client).
+ * examples per objective, default 16), --real-per-round N (real: proposals per policy round; default
+ * 0: the search's defaults, 4 preferences x 8 episodes = 32, what a user gets), --out FILE. Both
+ * parts report where the optimizer's time went (calls and milliseconds of the store, journal, bus and
+ * policy client) and check that every candidate record of the search is SCORED at its end.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -117,6 +119,7 @@ interface Config {
   perRound: number;
   concurrency: number;
   maxExamples: number;
+  realPerRound: number;
   out: string;
 }
 
@@ -130,6 +133,7 @@ function parse(args: readonly string[]): Config {
       'per-round': { type: 'string', default: '32' },
       concurrency: { type: 'string', default: '32' },
       'max-examples': { type: 'string', default: '16' },
+      'real-per-round': { type: 'string', default: '0' },
       out: {
         type: 'string',
         default: join(here, '../results', `orchestration-${new Date().toISOString().slice(0, 10)}.json`),
@@ -153,11 +157,15 @@ function parse(args: readonly string[]): Config {
     perRound: int('per-round', values['per-round'], 4),
     concurrency: int('concurrency', values.concurrency, 1),
     maxExamples: int('max-examples', values['max-examples'], 1),
+    realPerRound: int('real-per-round', values['real-per-round'], 0),
     out: values.out,
   };
 }
 
-/** perRound: proposals per round (undefined: 2 preferences x 4 episodes, the real part's search). */
+/**
+ * perRound: proposals per round (4 preferences x perRound/4 episodes, population perRound); undefined:
+ * the search's defaults (preference_count 4, episodes_per_iteration 8: 32 per policy round).
+ */
 const specYaml = (budget: number, strategy: string, maxExamples: number, seed: number, perRound?: number) =>
   [
     `name: orchestration-${strategy}`,
@@ -167,11 +175,15 @@ const specYaml = (budget: number, strategy: string, maxExamples: number, seed: n
     ...['translate', 'math', 'code'].map(
       (t) => `  - { name: ${t}, dataset: "zoo:${t}", max_examples: ${maxExamples} }`,
     ),
-    `preference_count: ${perRound === undefined ? 2 : 4}`,
     `budget: { max_evaluations: ${budget} }`,
     `strategy: ${strategy}`,
-    `rl: { episodes_per_iteration: ${perRound === undefined ? 4 : Math.max(1, Math.floor(perRound / 4))} }`,
-    ...(perRound === undefined ? [] : [`upper: { population: ${perRound} }`]),
+    ...(perRound === undefined
+      ? []
+      : [
+          'preference_count: 4',
+          `rl: { episodes_per_iteration: ${Math.max(1, Math.floor(perRound / 4))} }`,
+          `upper: { population: ${perRound} }`,
+        ]),
     `seed: ${seed}`,
   ].join('\n');
 
@@ -272,6 +284,9 @@ interface Run {
   seconds: number;
   evaluations: number;
   rounds: number;
+  /** The search's candidate records in the store, and those not SCORED (must be none). */
+  storedCandidates: number;
+  storedNotScored: number;
 }
 
 export async function orchestrationBenchCommand(args: readonly string[]): Promise<number> {
@@ -337,7 +352,18 @@ export async function orchestrationBenchCommand(args: readonly string[]): Promis
       const status = await core.status(searchId);
       if (status.state !== 4)
         throw new Error(`search ${searchId} ended in state ${status.state}: ${status.message}`);
-      return { searchId, seconds, evaluations: status.evaluationsDone, rounds: status.roundsCompleted };
+      const records = await store.candidates.listBySearch(searchId);
+      const storedNotScored = records.filter((r) => r.state !== 'SCORED').length;
+      if (storedNotScored > 0)
+        throw new Error(`search ${searchId}: ${storedNotScored} stored candidates are not SCORED`);
+      return {
+        searchId,
+        seconds,
+        evaluations: status.evaluationsDone,
+        rounds: status.roundsCompleted,
+        storedCandidates: records.length,
+        storedNotScored,
+      };
     };
 
     // 1. The stub evaluator: orchestration alone.
@@ -403,18 +429,25 @@ export async function orchestrationBenchCommand(args: readonly string[]): Promis
         },
       );
       closers.push(() => watcher.stop());
-      const realRun = await runSearch(specYaml(config.realBudget, 'hm3', config.maxExamples, 2), realIds);
+      profile.reset();
+      const realRun = await runSearch(
+        specYaml(config.realBudget, 'hm3', config.maxExamples, 2, config.realPerRound || undefined),
+        realIds,
+      );
+      const realProfile = profile.report();
       await new Promise((r) => setTimeout(r, 2000));
       const evaluationSeconds = [...elapsed.values()].reduce((a, b) => a + b, 0);
       const overhead = (realRun.seconds - evaluationSeconds) / evaluationSeconds;
       result['real'] = {
         strategy: 'hm3',
         maxExamples: config.maxExamples,
+        perPolicyRound: config.realPerRound || 'the search defaults (4 preferences x 8 episodes)',
         ...realRun,
         evaluationsAnswered: elapsed.size,
         evaluationSeconds: Number(evaluationSeconds.toFixed(2)),
         orchestrationOverhead: Number(overhead.toFixed(4)),
         target: '< 0.10',
+        profile: realProfile,
         includes:
           'Kafka round trips, store writes, policy proposals and PPO updates (rl-policy over gRPC), held-out re-scoring of the front',
       };
