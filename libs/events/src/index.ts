@@ -1,5 +1,6 @@
 // @hm3/events: the EventBus port, its Kafka and in-process adapters, and the idempotent consumer.
 export * from './event-bus.js';
+export { derivedEventId, EVENT_TRACE_ID_HEADER, eventRecordHeaders } from './event-ids.js';
 export { InProcessEventBus, type InProcessEventBusOptions } from './in-process-event-bus.js';
 export { KafkaEventBus, type KafkaEventBusConfig, type KafkaSaslConfig } from './kafka-event-bus.js';
 export {

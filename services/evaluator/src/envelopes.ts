@@ -3,19 +3,11 @@
  * producer, used by the optimizer and by tests), and the Kafka record of any envelope (key = candidate
  * id; event id and trace id copied into headers).
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { EVENT_ID_HEADER, type EventBus } from '@hm3/events';
+import { randomUUID } from 'node:crypto';
+import { eventRecordHeaders, type EventBus } from '@hm3/events';
 import { common, events, TOPICS } from '@hm3/proto';
 
-/** Header carrying the envelope's trace id. */
-export const TRACE_ID_HEADER = 'hm3-trace-id';
 export const SCHEMA_VERSION = 1;
-
-/** A UUID-shaped id derived from the cause's event id, so a repeated answer has the same id. */
-export function derivedEventId(causeId: string, type: string): string {
-  const h = createHash('sha256').update(`${causeId}\n${type}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
 
 /** Encodes an envelope as its Kafka record. */
 export function envelopeRecord(envelope: events.Envelope): {
@@ -26,7 +18,7 @@ export function envelopeRecord(envelope: events.Envelope): {
   return {
     key: envelope.candidateId !== '' ? envelope.candidateId : envelope.searchId,
     value: events.Envelope.encode(envelope).finish(),
-    headers: { [EVENT_ID_HEADER]: envelope.eventId, [TRACE_ID_HEADER]: envelope.traceId },
+    headers: eventRecordHeaders(envelope),
   };
 }
 

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { Hm3Error, InvalidArgumentError } from '@hm3/errors';
 import {
   consumeIdempotently,
+  derivedEventId,
   EVENT_ID_HEADER,
   type EventBus,
   type IdempotentSubscription,
@@ -17,7 +18,7 @@ import {
 import { events, TOPICS } from '@hm3/proto';
 import type { ProcessedEventsRepository } from '@hm3/store';
 import type { Logger } from '@hm3/service-kit';
-import { derivedEventId, envelopeRecord, SCHEMA_VERSION } from './envelopes.js';
+import { envelopeRecord, SCHEMA_VERSION } from './envelopes.js';
 import type { Evaluator } from './evaluator.js';
 import { objectiveFromWire, scoreToWire, splitFromWire, targetFromWire } from './wire.js';
 

@@ -32,8 +32,6 @@ export {
   evalRequestedEnvelope,
   publishEvalRequest,
   envelopeRecord,
-  derivedEventId,
-  TRACE_ID_HEADER,
   SCHEMA_VERSION,
   type EvalRequestInput,
 } from './envelopes.js';

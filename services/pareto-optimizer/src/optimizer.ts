@@ -33,13 +33,12 @@ import {
   KafkaEvaluatePort,
   KafkaMergePort,
   PRODUCER,
-  TRACE_ID_HEADER,
   type SearchPortContext,
 } from './ports.js';
 import { ARTIFACT_SCHEME } from './catalog.js';
 import { OPTIMIZER_CONSUMER_GROUP, REPLY_TOPICS, ReplyRouter } from './replies.js';
 import { scoresToWire, specFromWire, stateFromWire, statusToWire } from './wire.js';
-import { EVENT_ID_HEADER } from '@hm3/events';
+import { eventRecordHeaders } from '@hm3/events';
 
 export interface ParetoOptimizerOptions {
   readonly store: Store;
@@ -458,7 +457,7 @@ export class ParetoOptimizer {
         {
           key: searchId,
           value: events.Envelope.encode(envelope).finish(),
-          headers: { [EVENT_ID_HEADER]: eventId, [TRACE_ID_HEADER]: envelope.traceId },
+          headers: eventRecordHeaders({ eventId, traceId: envelope.traceId }),
         },
       ]);
       // hm3.front.updated when the round changed the front.
@@ -527,7 +526,7 @@ export class ParetoOptimizer {
       {
         key: searchId,
         value: events.Envelope.encode(envelope).finish(),
-        headers: { [EVENT_ID_HEADER]: eventId, [TRACE_ID_HEADER]: envelope.traceId },
+        headers: eventRecordHeaders({ eventId, traceId: envelope.traceId }),
       },
     ]);
   }

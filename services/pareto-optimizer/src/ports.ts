@@ -6,7 +6,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Hm3Error } from '@hm3/errors';
-import { EVENT_ID_HEADER, type EventBus } from '@hm3/events';
+import { eventRecordHeaders, type EventBus } from '@hm3/events';
 import { events, TOPICS, type common, type policy } from '@hm3/proto';
 import {
   GroupCommit,
@@ -30,7 +30,6 @@ import { evalKey, mergeKey, type Reply, type ReplyRouter } from './replies.js';
 import { objectiveToWire, recipeToWire } from './wire.js';
 
 export const PRODUCER = 'pareto-optimizer';
-export const TRACE_ID_HEADER = 'hm3-trace-id';
 
 /** Thrown by a port when the search was cancelled before the call could start. */
 export class SearchCancelledError extends Hm3Error {
@@ -71,7 +70,7 @@ function envelopeRecord(envelope: events.Envelope): {
   return {
     key: envelope.candidateId,
     value: events.Envelope.encode(envelope).finish(),
-    headers: { [EVENT_ID_HEADER]: envelope.eventId, [TRACE_ID_HEADER]: envelope.traceId },
+    headers: eventRecordHeaders(envelope),
   };
 }
 

@@ -10,12 +10,10 @@ export {
 export { tensorMergeHandlers } from './tensor-merge-service.js';
 export {
   startMergeConsumer,
-  derivedEventId,
   envelopeRecord,
   MERGE_CONSUMER_GROUP,
   MERGE_TOPICS,
   type MergeTopics,
-  TRACE_ID_HEADER,
   type MergeConsumerOptions,
 } from './merge-consumer.js';
 export {

@@ -5,11 +5,13 @@
  * answer carries the same id, so its consumers deduplicate it), and the processed marker is written
  * after the answer is published (consumeIdempotently).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Hm3Error, InvalidArgumentError } from '@hm3/errors';
 import {
   EVENT_ID_HEADER,
   consumeIdempotently,
+  derivedEventId,
+  eventRecordHeaders,
   type EventBus,
   type IdempotentSubscription,
 } from '@hm3/events';
@@ -21,8 +23,6 @@ import { deviceFromWire, recipeFromWire } from './wire.js';
 
 export const MERGE_CONSUMER_GROUP = 'hm3-tensor-merge';
 export const PRODUCER = 'tensor-merge';
-/** Header carrying the envelope's trace id. */
-export const TRACE_ID_HEADER = 'hm3-trace-id';
 
 const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'INTERNAL']);
 
@@ -45,12 +45,6 @@ export interface MergeConsumerOptions {
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
-/** A UUID-shaped id derived from the cause's event id, so a repeated answer has the same id. */
-export function derivedEventId(causeId: string, type: string): string {
-  const h = createHash('sha256').update(`${causeId}\n${type}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
 /** Encodes an envelope and its Kafka record (key = candidate id, event id and trace id in headers). */
 export function envelopeRecord(envelope: events.Envelope): {
   key: string;
@@ -60,7 +54,7 @@ export function envelopeRecord(envelope: events.Envelope): {
   return {
     key: envelope.candidateId,
     value: events.Envelope.encode(envelope).finish(),
-    headers: { [EVENT_ID_HEADER]: envelope.eventId, [TRACE_ID_HEADER]: envelope.traceId },
+    headers: eventRecordHeaders(envelope),
   };
 }
 
