@@ -1005,6 +1005,68 @@ seed: 3
 });
 
 describe('whole-tensor generalized task arithmetic on the pool', () => {
+  it('ties on three bf16 models, tensors large enough for the one-pass form: the bytes of one thread, NaN included', async () => {
+    const config = { ...CONFIG, vocab_size: 600, hidden_size: 64, intermediate_size: 160 };
+    for (const [name, seed] of [
+      ['big-base', 21],
+      ['big-a', 22],
+      ['big-b', 23],
+      ['big-c', 24],
+    ] as const)
+      if (!existsSync(path.join(root, name))) await writeModel(name, seed, { dtype: 'BF16', config });
+    // big-c with a NaN and an Inf in its embeddings
+    const src = await Checkpoint.open(path.join(root, 'big-c'));
+    const specs = src.tensors().map((t) => ({ name: t.name, dtype: 'BF16' as DType, shape: t.shape }));
+    const writer = await CheckpointWriter.create(path.join(root, 'big-nan'), specs);
+    for (const sp of specs) {
+      const values = await src.readFloats(sp.name, 'F32');
+      if (sp.name === 'model.embed_tokens.weight') {
+        values[1234] = Number.NaN;
+        values[20_000] = Number.POSITIVE_INFINITY;
+      }
+      await writer.writeFloats(sp.name, values);
+    }
+    await writer.writeFile('config.json', JSON.stringify(config));
+    await writer.commit();
+    await src.close();
+    const recipe = (last: string, normalize: boolean) =>
+      parseRecipeYaml(`merge_method: ties
+base_model: big-base
+models:
+  - model: big-a
+    parameters: {weight: 0.5, density: 0.4}
+  - model: big-b
+    parameters: {weight: 0.3, density: 0.7}
+  - model: ${last}
+    parameters: {weight: 0.2, density: 0.5}
+parameters: {normalize: ${normalize}}
+out_dtype: bfloat16
+`);
+    for (const [last, normalize] of [
+      ['big-c', true],
+      ['big-nan', false],
+    ] as const) {
+      const bytes: Buffer[] = [];
+      const warned: string[][] = [];
+      for (const threads of [1, 2]) {
+        const out = path.join(root, `out-big-${last}-${threads}`);
+        const warnings: string[] = [];
+        await runMerge(recipe(last, normalize), out, {
+          modelRoot: root,
+          threads,
+          poolMinElements: 16,
+          nonFinite: 'warn',
+          onWarning: (w) => warnings.push(w),
+        });
+        warned.push(warnings);
+        bytes.push(await readFile(path.join(out, 'model.safetensors')));
+      }
+      expect(bytes[1]!.equals(bytes[0]!)).toBe(true);
+      expect(warned[1]).toEqual(warned[0]);
+      if (last === 'big-nan') expect(warned[0]!.filter((w) => /non-finite/.test(w))).toHaveLength(1);
+    }
+  }, 60_000); // starts a worker pool
+
   it.each([
     ['ties', ''],
     ['ties', 'parameters: {rescale: l1}\n'],

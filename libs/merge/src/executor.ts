@@ -22,11 +22,13 @@ import {
   encodeFloats,
   radixSelectWith,
   registerKernels,
+  tiesThresholdBands,
   type CommitResult,
   type FloatArray,
   type FloatDType,
   type NonFinitePolicy,
   type NonFiniteReport,
+  type TiesBand,
 } from '@hm3/tensor';
 import { EmrTaskCollector, type EmrManifest } from './emr-output.js';
 import { TOKENIZER_FILES } from './side-files.js';
@@ -44,6 +46,9 @@ import { hasMethod } from './registry.js';
 import {
   generalizedTaskArithmeticOnPool,
   gtaOnPoolSupports,
+  tiesKeepCounts,
+  tiesMergeRawOnPool,
+  tiesRawOnPoolSupports,
 } from './methods/generalized-task-arithmetic-pool.js';
 import { assembleRows, computeDefaults, type ReadRows } from './tokenizer-merge.js';
 import { tokenizerFiles } from './vocabulary.js';
@@ -95,6 +100,12 @@ export interface MergeResult extends CommitResult {
 
 /** Blocks below this many elements are merged on the calling thread (the pool's overhead outweighs it). */
 export const POOL_MIN_ELEMENTS = 1 << 20;
+
+/** The same for whole tensors of TIES on its raw path (tiesMergeRawOnPool), unless poolMinElements says otherwise. */
+export const TIES_POOL_MIN_ELEMENTS = 1 << 17;
+
+/** The raw slots of a prefetched whole tensor start here (the current one's at 0). */
+const PREFETCH_SLOTS = 64;
 
 export { TOKENIZER_FILES } from './side-files.js';
 
@@ -216,6 +227,8 @@ export async function executeMerge(
     hasMethod(plan.method.name) &&
     plan.tensors.some((t) => t.kind === 'merge' && (t.elementwise || plan.method.gta !== undefined));
   const poolMin = Math.max(1, options.poolMinElements ?? POOL_MIN_ELEMENTS);
+  // TIES' raw path splits its own ranges and costs ~30 ns an element on one thread: worth the pool sooner
+  const tiesPoolMin = Math.max(1, options.poolMinElements ?? TIES_POOL_MIN_ELEMENTS);
   const pool = usePool
     ? new WorkerPool({ size: threads, minRangeLength: Math.max(1, Math.floor(poolMin / threads)) })
     : null;
@@ -327,7 +340,26 @@ export async function executeMerge(
 
     const globalTrim = await globalThresholds(plan, readInput, buffers);
     report(plan.tensors[0]?.name ?? '');
-    for (const t of plan.tensors) {
+    // Whether tensor t takes the whole-tensor raw path (ties / dare_ties on the pool) for this block.
+    const wholeRaw = (t: PlannedTensor, count: number): boolean =>
+      pool !== null &&
+      t.kind === 'merge' &&
+      !t.elementwise &&
+      count >= (tiesRaw(plan, t) ? tiesPoolMin : poolMin) &&
+      emr === null &&
+      globalTrim === null &&
+      (t.rowMap === undefined || t.rowMap === null) &&
+      t.shape.length > 0 &&
+      wholeOnPool(plan, t);
+    // the next whole tensor's inputs, read while this one is merged (into the other half of the raw
+    // slots); for TIES' raw path only, whose buffers are the raw bytes alone (memory stays bounded)
+    let prefetched: {
+      tensor: PlannedTensor;
+      raw: Promise<{ raw: Uint8Array[]; bands: (TiesBand | null)[] }>;
+      slots: number;
+    } | null = null;
+    let rawSlots = 0;
+    for (const [ti, t] of plan.tensors.entries()) {
       throwIfAborted(options.signal);
       if (t.kind === 'copy') {
         const src = t.copyFrom!;
@@ -364,19 +396,44 @@ export async function executeMerge(
             if (r1 < t.rows) report(t.name);
             continue;
           }
-          if (
-            pool !== null &&
-            !t.elementwise &&
-            count >= poolMin &&
-            emr === null &&
-            globalTrim === null &&
-            (t.rowMap === undefined || t.rowMap === null) &&
-            !scalar &&
-            wholeOnPool(plan, t)
-          ) {
+          if (pool !== null && wholeRaw(t, count)) {
             // whole tensors of ties / dare_ties: raw bytes in, decode + task vectors, sparsify, merge and
             // encode on the workers, raw bytes out
-            await mergeWholeRaw(plan, t, r0, r1, count, pool, buffers, checkpoints, writer, {
+            const sources = [t.base!, ...t.models.map((m) => m.source)];
+            let raw: Uint8Array[];
+            let bands: (TiesBand | null)[] | undefined;
+            if (prefetched?.tensor === t && r0 === 0 && r1 === t.rows) {
+              ({ raw, bands } = await prefetched.raw);
+              rawSlots = prefetched.slots;
+            } else raw = await readRaw(sources, r0, r1, count, buffers, checkpoints, rawSlots);
+            prefetched = null;
+            const next = plan.tensors[ti + 1];
+            const nextCount = next === undefined ? 0 : next.rows * next.rowElements;
+            if (
+              next !== undefined &&
+              r1 === t.rows &&
+              next.rowsPerBlock >= next.rows &&
+              tiesRaw(plan, next) &&
+              wholeRaw(next, nextCount)
+            ) {
+              const slots = rawSlots === 0 ? PREFETCH_SLOTS : 0;
+              const nextSources = [next.base!, ...next.models.map((m) => m.source)];
+              // the bands' sample is taken here too, while the workers merge this tensor
+              const read = readRaw(nextSources, 0, next.rows, nextCount, buffers, checkpoints, slots).then(
+                (raw) => ({
+                  raw,
+                  bands: tiesThresholdBands(
+                    raw,
+                    nextSources.map((src) => src.dtype as FloatDType),
+                    nextCount,
+                    tiesKeepCounts(next.models, nextCount),
+                  ),
+                }),
+              );
+              read.catch(() => undefined); // a failure surfaces when the tensor is reached
+              prefetched = { tensor: next, raw: read, slots };
+            }
+            await mergeWholeRaw(plan, t, r0, raw, bands, count, pool, buffers, checkpoints, writer, {
               policy: options.nonFinite ?? 'error',
               onNonFinite,
             });
@@ -501,12 +558,13 @@ async function readRaw(
   count: number,
   buffers: Buffers,
   checkpoints: ReadonlyMap<string, Checkpoint>,
+  firstSlot = 0,
 ): Promise<Uint8Array[]> {
   const settled = await Promise.allSettled(
     sources.map((src, slot) =>
       checkpoints
         .get(src.dir)!
-        .readRowBytes(src.tensor, r0, r1, buffers.raw(slot, count * DTYPE_SIZES[src.dtype])),
+        .readRowBytes(src.tensor, r0, r1, buffers.raw(firstSlot + slot, count * DTYPE_SIZES[src.dtype])),
     ),
   );
   const raw: Uint8Array[] = [];
@@ -522,7 +580,7 @@ async function readRaw(
  * in input order at the lowest index, as reading them decoded would.
  */
 function reportNonFinite(
-  firsts: readonly number[][],
+  firsts: readonly (readonly number[])[],
   sources: readonly TensorSource[],
   raw: readonly Uint8Array[],
   count: number,
@@ -552,6 +610,14 @@ function reportNonFinite(
   }
 }
 
+/** Whether mergeWholeRaw runs tensor t on TIES' raw path (tiesMergeRawOnPool). */
+function tiesRaw(plan: MergePlan, t: PlannedTensor): boolean {
+  const gta = plan.method.gta;
+  if (gta === undefined || t.base === null || t.models.length === 0) return false;
+  const context = { name: t.name, layerIndex: t.role.layerIndex, seed: plan.recipe.seed };
+  return tiesRawOnPoolSupports(gta, { params: t.params, context }, plan.computeDtype);
+}
+
 /** Whether mergeWholeRaw takes tensor t: a base, f32/f64 compute, and options generalizedTaskArithmeticOnPool covers. */
 function wholeOnPool(plan: MergePlan, t: PlannedTensor): boolean {
   const gta = plan.method.gta;
@@ -572,7 +638,8 @@ async function mergeWholeRaw(
   plan: MergePlan,
   t: PlannedTensor,
   r0: number,
-  r1: number,
+  raw: Uint8Array[],
+  bands: (TiesBand | null)[] | undefined,
   count: number,
   pool: WorkerPool,
   buffers: Buffers,
@@ -581,7 +648,26 @@ async function mergeWholeRaw(
   nonFinite: { policy: NonFinitePolicy; onNonFinite: (r: NonFiniteReport) => void },
 ): Promise<void> {
   const sources = [t.base!, ...t.models.map((m) => m.source)];
-  const raw = await readRaw(sources, r0, r1, count, buffers, checkpoints);
+  const context = { name: t.name, layerIndex: t.role.layerIndex, seed: plan.recipe.seed };
+  if (tiesRaw(plan, t)) {
+    // TIES proper: three passes over the raw bytes, no decoded copies (tiesMergeRawParallel)
+    const outRaw = buffers.outRaw(count * DTYPE_SIZES[t.outDtype]);
+    await tiesMergeRawOnPool(pool, {
+      raw,
+      dtypes: sources.map((s) => s.dtype as FloatDType),
+      n: count,
+      models: t.models.map((m) => ({ id: m.id, params: m.params })),
+      params: t.params,
+      context,
+      outRaw,
+      outDtype: t.outDtype as FloatDType,
+      ...(bands === undefined ? {} : { bands }),
+      onDecoded: (firsts) =>
+        reportNonFinite(firsts, sources, raw, count, r0 * t.rowElements, checkpoints, nonFinite),
+    });
+    await writer.write(t.name, outRaw);
+    return;
+  }
   const values = sources.map((_, slot) => buffers.get(slot, count));
   const firsts = await pool.run<number[]>(
     'decodeDeltas',

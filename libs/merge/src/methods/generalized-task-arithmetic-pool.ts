@@ -13,9 +13,12 @@ import {
   keepTopKAbsParallel,
   L1_CHUNK,
   randomStream,
+  tiesMergeRawParallel,
   topKMaskParallel,
   allocShared,
   type FloatArray,
+  type FloatDType,
+  type TiesBand,
   type WorkerPool,
 } from '@hm3/tensor';
 import { InvalidArgumentError } from '@hm3/errors';
@@ -39,6 +42,74 @@ export function gtaOnPoolSupports(
     input.context.globalTrim === undefined &&
     (rescale === 'none' || rescale === 'l1' || rescale === 'inverse_density')
   );
+}
+
+/**
+ * Whether tiesMergeRawOnPool covers these options and parameters: TIES proper (magnitude top-k, the
+ * sign consensus, no rescale), per-tensor trimming, f32 compute.
+ */
+export function tiesRawOnPoolSupports(
+  options: GtaOptions,
+  input: Pick<MethodInput, 'params' | 'context'>,
+  compute: 'F32' | 'F64',
+): boolean {
+  return (
+    compute === 'F32' &&
+    options.sparsification === 'magnitude' &&
+    options.consensus &&
+    (input.params['rescale'] ?? 'none') === 'none' &&
+    gtaOnPoolSupports(options, input)
+  );
+}
+
+export interface TiesRawInput {
+  /** The raw little-endian bytes of the base, then of each model (n elements each), shared. */
+  readonly raw: readonly Uint8Array[];
+  readonly dtypes: readonly FloatDType[];
+  readonly n: number;
+  readonly models: readonly Pick<MethodInput['models'][number], 'id' | 'params'>[];
+  readonly params: MethodInput['params'];
+  readonly context: MethodInput['context'];
+  /** Written: the merged tensor encoded as `outDtype`, shared. */
+  readonly outRaw: Uint8Array;
+  readonly outDtype: FloatDType;
+  /** Per range, per input: the first NaN/Inf index (-1 none), after the first pass; may throw. */
+  readonly onDecoded?: (firsts: readonly (readonly number[])[]) => void;
+  /** tiesThresholdBands of the inputs, if taken already (see tiesMergeRawParallel). */
+  readonly bands?: readonly (TiesBand | null)[];
+}
+
+/**
+ * TIES of one whole tensor on `pool` from raw bytes to raw bytes (tiesMergeRawParallel: three passes
+ * over the inputs' bytes, no decoded copy of any input): the bytes generalizedTaskArithmeticOnPool
+ * followed by encoding to `outDtype` gives, for the options tiesRawOnPoolSupports accepts.
+ */
+export async function tiesMergeRawOnPool(pool: WorkerPool, input: TiesRawInput): Promise<void> {
+  const { n, models, params, context } = input;
+  const keep = tiesKeepCounts(models, n);
+  await tiesMergeRawParallel(pool, n, {
+    raw: input.raw,
+    dtypes: input.dtypes,
+    keep,
+    weights: models.map((m) => numberParam(m.params, 'weight', `${m.id}:${context.name}`)),
+    normalize: params['normalize'] === true,
+    lambda: typeof params['lambda'] === 'number' ? params['lambda'] : 1,
+    outRaw: input.outRaw,
+    outDtype: input.outDtype,
+    ...(input.onDecoded === undefined ? {} : { onDecoded: input.onDecoded }),
+    ...(input.bands === undefined ? {} : { bands: input.bands }),
+  });
+}
+
+/** Per model, how many task-vector entries TIES keeps of n (density * n rounded down; null: all). */
+export function tiesKeepCounts(
+  models: readonly Pick<MethodInput['models'][number], 'params'>[],
+  n: number,
+): (number | null)[] {
+  return models.map((m) => {
+    const density = typeof m.params['density'] === 'number' ? m.params['density'] : 1;
+    return density >= 1 ? null : Math.floor(density * n);
+  });
 }
 
 /**

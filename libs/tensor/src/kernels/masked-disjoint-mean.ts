@@ -92,52 +92,41 @@ export function tiesMerge(args: TiesMergeArgs, start: number, end: number): void
  * tiesMerge for three models in f32 (the common case), unrolled and without a data-dependent branch:
  * agreeing entries are selected by 0/1 factors. A dropped entry adds a signed zero, which leaves every
  * non-zero sum unchanged and a zero sum +0 (sums start at +0), so the result is the same as summing the
- * agreeing entries alone; a NaN (an infinite delta times 0) falls back to the branching form.
+ * agreeing entries alone; a NaN (an infinite delta times 0) falls back to the branching form. The
+ * divisor is one of 8 sums of weights, picked by the agreement bits from a table computed with the same
+ * expression (0 -> 1), and the elected sign is a factor +1 / -1, so the loop has no branch on the data.
  */
 function tiesMerge3F32(args: TiesMergeArgs, start: number, end: number): void {
   const { out, base, normalize, lambda } = args;
   const [d0, d1, d2] = args.deltas as [FloatArray, FloatArray, FloatArray];
   const [w0, w1, w2] = args.weights as [number, number, number];
-  if (args.scales !== undefined) {
-    tiesMerge3F32Scaled(args, start, end);
-    return;
-  }
+  const [s0, s1, s2] = (args.scales ?? [1, 1, 1]) as [number, number, number];
+  const scaled = args.scales !== undefined;
+  const dens = divisorTable(w0, w1, w2);
   for (let i = start; i < end; i++) {
-    const a0 = w0 * d0[i]!;
-    const a1 = w1 * d1[i]!;
-    const a2 = w2 * d2[i]!;
-    const sg = 0 + a0 + a1 + a2 >= 0 ? 1 : -1;
+    // the scaled delta, rounded to f32 as applyMask would store it (skipped when there is no scale)
+    const a0 = w0 * (scaled ? Math.fround(d0[i]! * s0) : d0[i]!);
+    const a1 = w1 * (scaled ? Math.fround(d1[i]! * s1) : d1[i]!);
+    const a2 = w2 * (scaled ? Math.fround(d2[i]! * s2) : d2[i]!);
+    const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
     const k0 = +(sg * a0 > 0);
     const k1 = +(sg * a1 > 0);
     const k2 = +(sg * a2 > 0);
     const num = 0 + a0 * k0 + a1 * k1 + a2 * k2;
-    const den = 0 + w0 * k0 + w1 * k1 + w2 * k2;
-    const m = Math.fround(normalize ? num / (den === 0 ? 1 : den) : num);
+    const m = Math.fround(normalize ? num / dens[k0 | (k1 << 1) | (k2 << 2)]! : num);
     if (m !== m) tiesMergeOne(args, i);
     else out[i] = base[i]! + (0 + lambda * m);
   }
 }
 
-/** tiesMerge3F32 with the per-model factors of `scales` (each scaled delta rounded to f32). */
-function tiesMerge3F32Scaled(args: TiesMergeArgs, start: number, end: number): void {
-  const { out, base, normalize, lambda } = args;
-  const [d0, d1, d2] = args.deltas as [FloatArray, FloatArray, FloatArray];
-  const [w0, w1, w2] = args.weights as [number, number, number];
-  const [s0, s1, s2] = args.scales as [number, number, number];
-  for (let i = start; i < end; i++) {
-    const a0 = w0 * Math.fround(d0[i]! * s0);
-    const a1 = w1 * Math.fround(d1[i]! * s1);
-    const a2 = w2 * Math.fround(d2[i]! * s2);
-    const sg = 0 + a0 + a1 + a2 >= 0 ? 1 : -1;
-    const k0 = +(sg * a0 > 0);
-    const k1 = +(sg * a1 > 0);
-    const k2 = +(sg * a2 > 0);
-    const num = 0 + a0 * k0 + a1 * k1 + a2 * k2;
-    const den = 0 + w0 * k0 + w1 * k1 + w2 * k2;
-    const m = Math.fround(normalize ? num / (den === 0 ? 1 : den) : num);
-    if (m !== m) tiesMergeOne(args, i);
-    else out[i] = base[i]! + (0 + lambda * m);
+/** Per agreement bits c (bit j: model j agrees), 0 + w0 * c0 + w1 * c1 + w2 * c2, 0 replaced by 1. */
+function divisorTable(w0: number, w1: number, w2: number): Float64Array {
+  const dens = new Float64Array(8);
+  for (let c = 0; c < 8; c++) {
+    const den = 0 + w0 * (c & 1) + w1 * ((c >> 1) & 1) + w2 * ((c >> 2) & 1);
+    dens[c] = den === 0 ? 1 : den;
   }
+  return dens;
 }
 
 function tiesMergeOne(args: TiesMergeArgs, i: number): void {

@@ -245,18 +245,7 @@ export function keepTopKRange(args: KeepTopKRangeArgs, start: number, end: numbe
   if (x instanceof Float32Array) {
     const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
     const t = (new Uint32Array(new Float32Array([threshold]).buffer)[0]! & 0x7fffffff) >>> 0;
-    let seen = args.equalBefore;
-    for (let i = start; i < end; i++) {
-      const key = u[i]! & 0x7fffffff;
-      if (key === t) {
-        // ties with the threshold (rare): the first `quota` of them, in index order
-        if (key <= 0x7f800000 && seen++ < quota) continue;
-        u[i] = 0;
-        continue;
-      }
-      // above the threshold and not NaN: keep (no data-dependent branch: the keep-mask is 0 or ~0)
-      u[i] = u[i]! & -(+(key > t) & +(key <= 0x7f800000));
-    }
+    keepTopKBits(u, t, quota, args.equalBefore, start, end);
     return;
   }
   let seen = args.equalBefore;
@@ -266,4 +255,32 @@ export function keepTopKRange(args: KeepTopKRangeArgs, start: number, end: numbe
     if (a === threshold && seen++ < quota) continue;
     x[i] = 0;
   }
+}
+
+/**
+ * keepTopKRange on the bit patterns of an f32 array (`u` views it): zeroes u[i] over [start, end)
+ * unless its key (the bits with the sign cleared) is above `key` and not NaN, or equals `key`, is not
+ * NaN and is among the first `quota` such entries counting from `seen` (the ties before `start`).
+ * `key` may be -1 (every non-NaN entry is above it). Returns the ties seen so far, for the next range.
+ */
+export function keepTopKBits(
+  u: Uint32Array,
+  key: number,
+  quota: number,
+  seen: number,
+  start: number,
+  end: number,
+): number {
+  for (let i = start; i < end; i++) {
+    const k = u[i]! & 0x7fffffff;
+    if (k === key) {
+      // ties with the threshold (rare): the first `quota` of them, in index order
+      if (k <= 0x7f800000 && seen++ < quota) continue;
+      u[i] = 0;
+      continue;
+    }
+    // above the threshold and not NaN: keep (no data-dependent branch: the keep-mask is 0 or ~0)
+    u[i] = u[i]! & -(+(k > key) & +(k <= 0x7f800000));
+  }
+  return seen;
 }

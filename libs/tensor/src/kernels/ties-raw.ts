@@ -1,0 +1,691 @@
+/**
+ * TIES (magnitude top-k, sign election, disjoint merge) for a whole tensor straight from the raw bytes
+ * of the base and the models, in three passes over those bytes instead of a decode pass, per model two
+ * radix histogram passes and a zeroing pass, a merge pass and an encode pass (each a pool barrier):
+ *
+ *   1. tiesRawHistograms level 0: decode, task vectors, the first NaN/Inf per input, and per model the
+ *      histogram of the top 16 bits of |delta|;
+ *   2. tiesRawHistograms level 1, all models in one pass (only those whose threshold the first level
+ *      did not settle): the histogram of the low 16 bits among the keys of the chosen top bin;
+ *   3. tiesMergeRaw: decode, task vectors, each model's top-k kept (keepTopKBits: ties at the threshold
+ *      by lowest index, the count of ties in earlier ranges given), tiesMerge, encode.
+ *
+ * The task vectors are never stored: every pass decodes them again chunk by chunk into worker-local
+ * scratch (the raw bytes are a quarter to half the size of the f32 values). Every step is the kernel
+ * it replaces (decodeDeltas' arithmetic, absDigitHistogram's keys, keepTopKRange, tiesMerge,
+ * encodeFloats) on a chunk, so the bytes equal theirs. f32 compute only.
+ */
+import {
+  DTYPE_SIZES,
+  bf16ToF32Table,
+  decodeFloats,
+  encodeFloats,
+  findNonFinite,
+  type FloatDType,
+} from '../dtypes.js';
+import { tiesMerge } from './masked-disjoint-mean.js';
+import { RADIX_BINS, keepTopKBits } from './radix-select.js';
+
+/** Elements per chunk: a chunk of every input and of the task vectors stays in the core's cache. */
+const CHUNK = 8192;
+
+interface RawInputs {
+  /** The raw little-endian bytes of the base, then of each model, shared. */
+  raw: Uint8Array[];
+  dtypes: FloatDType[];
+}
+
+export interface TiesRawHistogramsArgs extends RawInputs {
+  /** 0: the top 16 bits of |delta|'s f32 bits; 1: the low 16 bits among keys whose top 16 are the prefix. */
+  level: 0 | 1;
+  /** Per model: -1 skips it (no histogram), else (level 1) the chosen top 16 bits. */
+  prefixes: number[];
+  /**
+   * Level 0, per model (optional): keys in [lo, hi) are also collected, in index order, up to
+   * `fraction` * 1.25 of the range's length plus 4096 (the band a sample predicts the threshold in,
+   * so that level 1 needs no pass of its own); null: none.
+   */
+  bands?: ({ lo: number; hi: number; fraction: number } | null)[];
+}
+
+export interface TiesRawHistogramsResult {
+  /** Per model, its histogram over the range (an empty array for a skipped model). */
+  hists: Uint32Array[];
+  /** Level 0: per input (base first), the index of its first NaN/Inf in the range (-1: none); level 1: []. */
+  first: number[];
+  /** Per model with a band: its keys in the band, in index order, or null when more than fit. */
+  bandKeys: (Uint32Array | null)[];
+}
+
+/**
+ * One level of the radix select of every model's |delta| over [start, end) (absDigitHistogram of the
+ * task vectors decodeDeltas would leave), decoding the raw bytes chunk by chunk. Level 0 also finds
+ * each input's first NaN/Inf, on the decoded values as decodeDeltas does, and collects the keys in
+ * each model's band.
+ */
+export function tiesRawHistograms(
+  args: TiesRawHistogramsArgs,
+  start: number,
+  end: number,
+): TiesRawHistogramsResult {
+  const { level, prefixes } = args;
+  const models = args.raw.length - 1;
+  const hists = prefixes.map((p) => new Uint32Array(p < 0 ? 0 : RADIX_BINS));
+  const first = level === 0 ? new Array<number>(models + 1).fill(-1) : [];
+  const bands = level === 0 ? (args.bands ?? []) : [];
+  const lists = prefixes.map((p, j) => {
+    const band = bands[j];
+    if (p < 0 || band === undefined || band === null) return null;
+    return new Uint32Array(Math.ceil(band.fraction * 1.25 * (end - start)) + 4096);
+  });
+  const counts = new Array<number>(models).fill(0);
+  if (level === 1 && prefixes.every((p) => p < 0)) return { hists, first, bandKeys: [] };
+  const dec = new Decoder(args, level === 0 ? first : null);
+  const d = new Float32Array(CHUNK);
+  const u = new Uint32Array(d.buffer);
+  for (let a = start; a < end; a += CHUNK) {
+    const b = Math.min(end, a + CHUNK);
+    const m = b - a;
+    dec.base(a, b);
+    for (let j = 0; j < models; j++) {
+      const p = prefixes[j]!;
+      if (p < 0 && level === 1) continue;
+      dec.delta(j, a, b, d);
+      if (p < 0) continue;
+      const hist = hists[j]!;
+      const list = lists[j]!;
+      if (level === 1) {
+        for (let i = 0; i < m; i++) {
+          const key = u[i]! & 0x7fffffff;
+          if (key >>> 16 === p) hist[key & 0xffff]!++;
+        }
+      } else if (list === null) {
+        for (let i = 0; i < m; i++) hist[(u[i]! & 0x7fffffff) >>> 16]!++;
+      } else {
+        const { lo, hi } = bands[j]!;
+        const width = hi - lo;
+        const cap = list.length;
+        let c = counts[j]!;
+        for (let i = 0; i < m; i++) {
+          const key = u[i]! & 0x7fffffff;
+          hist[key >>> 16]!++;
+          if ((key - lo) >>> 0 < width) {
+            if (c < cap) list[c] = key;
+            c++;
+          }
+        }
+        counts[j] = c;
+      }
+    }
+  }
+  const bandKeys = lists.map((list, j) =>
+    list === null || counts[j]! > list.length ? null : list.slice(0, counts[j]!),
+  );
+  return { hists, first, bandKeys };
+}
+
+/** What tiesMergeRaw keeps of one model's task vector. */
+export type TiesKeep =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'none' }
+  /**
+   * The top k by |delta|: keys (f32 bits, sign cleared) above `key`, and the first `quota` equal to it
+   * in index order, `equalBefore` of which lie before this range (keepTopKRange's arguments).
+   */
+  | { readonly kind: 'top'; readonly key: number; readonly quota: number; readonly equalBefore: number };
+
+export interface TiesMergeRawArgs extends RawInputs {
+  /** Per model. */
+  keep: TiesKeep[];
+  weights: number[];
+  normalize: boolean;
+  lambda: number;
+  /** Written: the merged tensor encoded as `outDtype` (element i at byte i * size), shared. */
+  outRaw: Uint8Array;
+  outDtype: FloatDType;
+}
+
+/**
+ * TIES over [start, end) from raw bytes to raw bytes: decodeDeltas, keepTopKRange per model, tiesMerge
+ * and encodeFloats, chunk by chunk in worker-local scratch.
+ */
+export function tiesMergeRaw(args: TiesMergeRawArgs, start: number, end: number): void {
+  const { keep, weights, normalize, lambda, outDtype } = args;
+  const models = args.raw.length - 1;
+  if (
+    models === 3 &&
+    outDtype === 'BF16' &&
+    args.outRaw.byteOffset % 2 === 0 &&
+    args.dtypes.every((d) => d === 'BF16') &&
+    args.raw.every((r) => r.byteOffset % 2 === 0)
+  ) {
+    tiesMergeRaw3Bf16(args, start, end);
+    return;
+  }
+  const dec = new Decoder(args, null);
+  const deltas = Array.from({ length: models }, () => new Float32Array(CHUNK));
+  const bits = deltas.map((d) => new Uint32Array(d.buffer));
+  const seen = keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0));
+  const merged = new Float32Array(CHUNK);
+  const mergedBits = new Uint32Array(merged.buffer);
+  const size = DTYPE_SIZES[outDtype];
+  const bf16Out =
+    outDtype === 'BF16' && args.outRaw.byteOffset % 2 === 0
+      ? new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1)
+      : null;
+  for (let a = start; a < end; a += CHUNK) {
+    const b = Math.min(end, a + CHUNK);
+    const m = b - a;
+    dec.base(a, b);
+    for (let j = 0; j < models; j++) {
+      const k = keep[j]!;
+      const d = deltas[j]!;
+      if (k.kind === 'none') {
+        d.fill(0, 0, m);
+        continue;
+      }
+      dec.delta(j, a, b, d);
+      if (k.kind === 'top') seen[j] = keepTopKBits(bits[j]!, k.key, k.quota, seen[j]!, 0, m);
+    }
+    tiesMerge({ out: merged, base: dec.baseValues, deltas, weights, normalize, lambda }, 0, m);
+    if (bf16Out !== null) {
+      // floatToBf16, inline
+      for (let i = 0; i < m; i++) {
+        const x = mergedBits[i]!;
+        bf16Out[a + i] =
+          (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x0040 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+      }
+    } else encodeFloats(outDtype, merged.subarray(0, m), args.outRaw.subarray(a * size, b * size));
+  }
+}
+
+/**
+ * tiesMergeRaw for three models, bf16 in and out (the common case), in one loop per chunk with no
+ * array of task vectors: each delta rounded to f32 as decodeDeltas stores it; kept when its |value| is
+ * above the threshold's (for non-NaN values the order of the keys) or equal to it within the quota --
+ * keepTopKBits' test in the float domain, where a NaN is never kept nor counted; a dropped delta is
+ * multiplied by 0; then tiesMerge3F32's arithmetic and floatToBf16. A dropped non-finite delta makes
+ * the result NaN; such an element (and any NaN result) is computed again from the exactly zeroed
+ * deltas, as tiesMerge3F32 does, so the bytes are those of the chunked composition.
+ */
+function tiesMergeRaw3Bf16(args: TiesMergeRawArgs, start: number, end: number): void {
+  const { normalize, lambda } = args;
+  const [w0, w1, w2] = args.weights as [number, number, number];
+  const [hb, h0, h1, h2] = args.raw.map(
+    (r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1),
+  ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
+  const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
+  const table = bf16ToF32Table();
+  const dens = divisors(w0, w1, w2);
+  const [t0, t1, t2] = args.keep.map(thresholdValue) as [number, number, number];
+  const quota = args.keep.map((k) => (k.kind === 'top' ? k.quota : 0)) as [number, number, number];
+  const seen = args.keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0)) as [number, number, number];
+  const [all0, all1, all2] = args.keep.map((k) => k.kind === 'all') as [boolean, boolean, boolean];
+  const merged = new Float32Array(CHUNK);
+  const mergedBits = new Uint32Array(merged.buffer);
+  for (let a = start; a < end; a += CHUNK) {
+    const m = Math.min(end, a + CHUNK) - a;
+    for (let i = 0; i < m; i++) {
+      const x = a + i;
+      const b = table[hb[x]!]!;
+      const d0 = Math.fround(table[h0[x]!]! - b);
+      const d1 = Math.fround(table[h1[x]!]! - b);
+      const d2 = Math.fround(table[h2[x]!]! - b);
+      const e0 = Math.abs(d0);
+      const e1 = Math.abs(d1);
+      const e2 = Math.abs(d2);
+      let k0 = +(e0 > t0);
+      let k1 = +(e1 > t1);
+      let k2 = +(e2 > t2);
+      // ties with a threshold (rare): the first `quota` of them in index order
+      if (e0 === t0) k0 = +(seen[0]++ < quota[0]);
+      if (e1 === t1) k1 = +(seen[1]++ < quota[1]);
+      if (e2 === t2) k2 = +(seen[2]++ < quota[2]);
+      const a0 = w0 * (d0 * k0);
+      const a1 = w1 * (d1 * k1);
+      const a2 = w2 * (d2 * k2);
+      const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
+      const c0 = +(sg * a0 > 0);
+      const c1 = +(sg * a1 > 0);
+      const c2 = +(sg * a2 > 0);
+      const num = 0 + a0 * c0 + a1 * c1 + a2 * c2;
+      const r = Math.fround(normalize ? num / dens[c0 | (c1 << 1) | (c2 << 2)]! : num);
+      if (r !== r) {
+        // 'all' keeps a NaN delta too
+        const x0 = k0 || all0 ? d0 : 0;
+        const x1 = k1 || all1 ? d1 : 0;
+        const x2 = k2 || all2 ? d2 : 0;
+        merged[i] = tiesOneExact(b, x0, x1, x2, w0, w1, w2, dens, normalize, lambda);
+      } else merged[i] = b + (0 + lambda * r);
+    }
+    for (let i = 0; i < m; i++) {
+      const u = mergedBits[i]!;
+      outBits[a + i] =
+        (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x0040 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+    }
+  }
+}
+
+/** How tiesMergeBanded treats one model's task vector. */
+export type TiesBandRule =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'none' }
+  /**
+   * The threshold key is taken to lie in [lo, hi) (a sample's prediction): keys >= hi are kept, keys
+   * below lo dropped, and the entries in between (and NaN) are left to tiesFixupRaw. Up to
+   * `fraction` * 1.25 of the range's length plus 4096 of them are collected.
+   */
+  | { readonly kind: 'band'; readonly lo: number; readonly hi: number; readonly fraction: number };
+
+export interface TiesMergeBandedArgs extends RawInputs {
+  /** Per model (three models, bf16 in and out). */
+  rules: TiesBandRule[];
+  weights: number[];
+  normalize: boolean;
+  lambda: number;
+  /** Written: the merged tensor as bf16, final except at the indices returned in `fix`. */
+  outRaw: Uint8Array;
+}
+
+export interface TiesMergeBandedResult {
+  /** Per model: how many keys of the range are >= its band's hi (NaN included). */
+  above: number[];
+  /** Per model with a band: the keys of its entries left open, in index order (NaN ones included); shared. */
+  keys: (Uint32Array | null)[];
+  /** Per model with a band: how many of those keys fall in each top-16-bit bin of the band (lo first). */
+  bandBins: (Uint32Array | null)[];
+  /** The indices of the elements with an entry left open (or a non-finite one), ascending; shared. */
+  fix: Uint32Array;
+  /** More entries were left open than fit: nothing of this result may be used. */
+  overflow: boolean;
+  /** Per input (base first), the index of its first NaN/Inf in the range (-1: none). */
+  first: number[];
+}
+
+/**
+ * TIES of three bf16 models into bf16 in ONE pass over the raw bytes, before the thresholds are known:
+ * per model, an entry whose key is at or above its band is kept, one below is dropped, and one inside
+ * the band (where the threshold lies, if the sample did not mislead) leaves its element open. Every
+ * decided element gets tiesMergeRaw's bytes; the open ones are recomputed by tiesFixupRaw once the
+ * band's collected keys have given the exact thresholds (or, when the threshold is outside a band or
+ * the lists overflow, the caller runs the three-pass path instead).
+ */
+export function tiesMergeBanded(
+  args: TiesMergeBandedArgs,
+  start: number,
+  end: number,
+): TiesMergeBandedResult {
+  const { normalize, lambda, rules } = args;
+  const [w0, w1, w2] = args.weights as [number, number, number];
+  const [hb, h0, h1, h2] = args.raw.map(
+    (r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1),
+  ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
+  const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
+  const table = bf16ToF32Table();
+  const dens = divisors(w0, w1, w2);
+  // per model: kept when |d| >= hiF, open unless |d| < loF (NaN: open)
+  const floats = rules.map((r) => {
+    if (r.kind === 'all') return { lo: -1, hi: -1 };
+    if (r.kind === 'none') return { lo: Infinity, hi: NaN };
+    return { lo: keyFloat(r.lo), hi: keyFloat(r.hi) };
+  });
+  const [lo0, lo1, lo2] = floats.map((f) => f.lo) as [number, number, number];
+  const [hi0, hi1, hi2] = floats.map((f) => f.hi) as [number, number, number];
+  const [all0, all1, all2] = rules.map((r) => r.kind === 'all') as [boolean, boolean, boolean];
+  const len = end - start;
+  // shared, so the results go back to the caller (and the fix-up) without a copy
+  const shared = (count: number) => new Uint32Array(new SharedArrayBuffer(4 * count));
+  const lists = rules.map((r) =>
+    r.kind === 'band' ? shared(Math.ceil(r.fraction * 1.25 * len) + 4096) : null,
+  );
+  const [list0, list1, list2] = lists as [Uint32Array | null, Uint32Array | null, Uint32Array | null];
+  // the open deltas are stored as floats (their keys are taken after the loop, without a round trip
+  // through memory per entry inside it)
+  const [open0, open1, open2] = lists.map((l) => new Float32Array(l?.buffer ?? new ArrayBuffer(0))) as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+  ];
+  let n0 = 0;
+  let n1 = 0;
+  let n2 = 0;
+  const fix = shared(lists.reduce((sum, l) => sum + (l?.length ?? 0), 4096));
+  let fixed = 0;
+  let overflow = false;
+  let above0 = 0;
+  let above1 = 0;
+  let above2 = 0;
+  const first = [-1, -1, -1, -1];
+  const merged = new Float32Array(CHUNK);
+  const mergedBits = new Uint32Array(merged.buffer);
+  for (let a = start; a < end; a += CHUNK) {
+    const m = Math.min(end, a + CHUNK) - a;
+    let fb = 0;
+    let f0 = 0;
+    let f1 = 0;
+    let f2 = 0;
+    for (let i = 0; i < m; i++) {
+      const x = a + i;
+      const xb = hb[x]!;
+      const x0 = h0[x]!;
+      const x1 = h1[x]!;
+      const x2 = h2[x]!;
+      fb |= (xb & 0x7f80) + 0x80;
+      f0 |= (x0 & 0x7f80) + 0x80;
+      f1 |= (x1 & 0x7f80) + 0x80;
+      f2 |= (x2 & 0x7f80) + 0x80;
+      const b = table[xb]!;
+      const d0 = Math.fround(table[x0]! - b);
+      const d1 = Math.fround(table[x1]! - b);
+      const d2 = Math.fround(table[x2]! - b);
+      const e0 = Math.abs(d0);
+      const e1 = Math.abs(d1);
+      const e2 = Math.abs(d2);
+      const k0 = +(e0 >= hi0);
+      const k1 = +(e1 >= hi1);
+      const k2 = +(e2 >= hi2);
+      above0 += k0;
+      above1 += k1;
+      above2 += k2;
+      const o0 = +!(e0 < lo0) & (k0 ^ 1);
+      const o1 = +!(e1 < lo1) & (k1 ^ 1);
+      const o2 = +!(e2 < lo2) & (k2 ^ 1);
+      if ((o0 | o1 | o2) !== 0) {
+        // an open element (rare): its keys for the bands, its index for the fix-up
+        if (fixed < fix.length) fix[fixed] = x;
+        fixed++;
+        if (o0 !== 0 && list0 !== null) {
+          if (n0 < list0.length) open0[n0] = d0;
+          n0++;
+        }
+        if (o1 !== 0 && list1 !== null) {
+          if (n1 < list1.length) open1[n1] = d1;
+          n1++;
+        }
+        if (o2 !== 0 && list2 !== null) {
+          if (n2 < list2.length) open2[n2] = d2;
+          n2++;
+        }
+      }
+      const a0 = w0 * (d0 * k0);
+      const a1 = w1 * (d1 * k1);
+      const a2 = w2 * (d2 * k2);
+      const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
+      const c0 = +(sg * a0 > 0);
+      const c1 = +(sg * a1 > 0);
+      const c2 = +(sg * a2 > 0);
+      const num = 0 + a0 * c0 + a1 * c1 + a2 * c2;
+      const r = Math.fround(normalize ? num / dens[c0 | (c1 << 1) | (c2 << 2)]! : num);
+      if (r !== r) {
+        const y0 = k0 || all0 ? d0 : 0;
+        const y1 = k1 || all1 ? d1 : 0;
+        const y2 = k2 || all2 ? d2 : 0;
+        merged[i] = tiesOneExact(b, y0, y1, y2, w0, w1, w2, dens, normalize, lambda);
+      } else merged[i] = b + (0 + lambda * r);
+    }
+    for (let i = 0; i < m; i++) {
+      const u = mergedBits[i]!;
+      outBits[a + i] =
+        (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x0040 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+    }
+    const flags = [fb, f0, f1, f2];
+    const bits = [hb, h0, h1, h2];
+    for (let k = 0; k < 4; k++) {
+      if ((flags[k]! & 0x8000) === 0 || first[k]! >= 0) continue;
+      const h = bits[k]!;
+      for (let x = a; x < a + m; x++)
+        if ((h[x]! & 0x7f80) === 0x7f80) {
+          first[k] = x;
+          break;
+        }
+    }
+  }
+  const counts = [n0, n1, n2];
+  overflow = fixed > fix.length || lists.some((l, j) => l !== null && counts[j]! > l.length);
+  const bandBins = rules.map((r, j) => {
+    const list = lists[j];
+    if (r.kind !== 'band' || list === null || list === undefined || overflow) return null;
+    return bandBinsOf(list, counts[j]!, r.lo, r.hi);
+  });
+  return {
+    above: [above0, above1, above2].map((a, j) => a + (bandBins[j]?.beyond ?? 0)),
+    keys: lists.map((l, j) => (l === null || overflow ? null : l.subarray(0, counts[j]!))),
+    bandBins: bandBins.map((b) => b?.bins ?? null),
+    fix: overflow ? new Uint32Array(0) : fix.subarray(0, fixed),
+    overflow,
+    first,
+  };
+}
+
+/**
+ * Turns the first `count` entries of `list` (f32 bit patterns) into keys (sign cleared), in place, and
+ * counts them per top-16-bit bin of [lo, hi) (`bins`, lo's bin first) and at or above hi (`beyond`).
+ */
+function bandBinsOf(
+  list: Uint32Array,
+  count: number,
+  lo: number,
+  hi: number,
+): { bins: Uint32Array; beyond: number } {
+  const first = lo / 65536;
+  const bins = new Uint32Array(hi / 65536 - first);
+  let beyond = 0;
+  for (let i = 0; i < count; i++) {
+    const key = list[i]! & 0x7fffffff;
+    list[i] = key;
+    if (key >= hi) beyond++;
+    else bins[(key >>> 16) - first]!++;
+  }
+  return { bins, beyond };
+}
+
+export interface TiesFixupRawArgs extends RawInputs {
+  /** Per model, its exact rule for this range. */
+  keep: TiesKeep[];
+  weights: number[];
+  normalize: boolean;
+  lambda: number;
+  /** The (absolute, ascending) indices to compute, shared. */
+  fix: Uint32Array;
+  /** Written at those indices: tiesMergeRaw's bf16 bytes. */
+  outRaw: Uint8Array;
+}
+
+/**
+ * tiesMergeRaw (three bf16 models into bf16) at the listed indices only: the open elements of
+ * tiesMergeBanded, once the thresholds are known. The listed indices must hold every entry equal to a
+ * threshold key in the range, so the ties are counted in index order from `equalBefore`.
+ */
+export function tiesFixupRaw(args: TiesFixupRawArgs): void {
+  const { keep, normalize, lambda, fix } = args;
+  const [w0, w1, w2] = args.weights as [number, number, number];
+  const [hb, h0, h1, h2] = args.raw.map(
+    (r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1),
+  ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
+  const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
+  const table = bf16ToF32Table();
+  const dens = divisors(w0, w1, w2);
+  // per model: 0 all, 1 none, 2 top-k with key / quota / ties seen
+  const mode = keep.map((k) => (k.kind === 'all' ? 0 : k.kind === 'none' ? 1 : 2));
+  const key = keep.map((k) => (k.kind === 'top' ? k.key : 0));
+  const quota = keep.map((k) => (k.kind === 'top' ? k.quota : 0));
+  const seen = keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0));
+  const d = new Float32Array(4);
+  const u = new Uint32Array(d.buffer);
+  for (let f = 0; f < fix.length; f++) {
+    const x = fix[f]!;
+    const b = table[hb[x]!]!;
+    d[0] = table[h0[x]!]! - b;
+    d[1] = table[h1[x]!]! - b;
+    d[2] = table[h2[x]!]! - b;
+    for (let j = 0; j < 3; j++) {
+      if (mode[j] === 0) continue;
+      if (mode[j] === 1) {
+        d[j] = 0;
+        continue;
+      }
+      // keepTopKBits' test
+      const k = u[j]! & 0x7fffffff;
+      const t = key[j]!;
+      const kept = k === t ? k <= 0x7f800000 && seen[j]!++ < quota[j]! : k > t && k <= 0x7f800000;
+      if (!kept) d[j] = 0;
+    }
+    d[3] = tiesOneExact(b, d[0]!, d[1]!, d[2]!, w0, w1, w2, dens, normalize, lambda);
+    const r = u[3]!;
+    outBits[x] = (r & 0x7fffffff) > 0x7f800000 ? (r >>> 16) | 0x0040 : (r + 0x7fff + ((r >>> 16) & 1)) >>> 16;
+  }
+}
+
+/** The float whose f32 bits are `key` (0 <= key <= 0x80000000, a multiple of 65 536 or not); NaN above +Inf. */
+function keyFloat(key: number): number {
+  if (key > 0x7f800000) return NaN;
+  return new Float32Array(new Uint32Array([key]).buffer)[0]!;
+}
+
+/** Per agreement bits c (bit j: model j agrees), 0 + w0 * c0 + w1 * c1 + w2 * c2, 0 replaced by 1. */
+function divisors(w0: number, w1: number, w2: number): Float64Array {
+  const dens = new Float64Array(8);
+  for (let c = 0; c < 8; c++) {
+    const den = 0 + w0 * (c & 1) + w1 * ((c >> 1) & 1) + w2 * ((c >> 2) & 1);
+    dens[c] = den === 0 ? 1 : den;
+  }
+  return dens;
+}
+
+/**
+ * The threshold of a keep rule as a float compared with |delta| (keepTopKBits' key test for non-NaN
+ * values): 'all' and key -1 -> -1 (every non-NaN value is above), 'none' and NaN keys -> NaN (nothing
+ * is above or equal), else the key's float. 'all' keeps NaN too: not covered here (see the caller).
+ */
+function thresholdValue(k: TiesKeep): number {
+  if (k.kind === 'all') return -1;
+  if (k.kind === 'none' || k.key > 0x7f800000) return NaN;
+  if (k.key < 0) return -1;
+  return new Float32Array(new Uint32Array([k.key]).buffer)[0]!;
+}
+
+/** tiesMerge3F32 on one element whose dropped deltas are exactly +0 (its NaN fallback included). */
+function tiesOneExact(
+  base: number,
+  d0: number,
+  d1: number,
+  d2: number,
+  w0: number,
+  w1: number,
+  w2: number,
+  dens: Float64Array,
+  normalize: boolean,
+  lambda: number,
+): number {
+  const a0 = w0 * d0;
+  const a1 = w1 * d1;
+  const a2 = w2 * d2;
+  const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
+  const c0 = +(sg * a0 > 0);
+  const c1 = +(sg * a1 > 0);
+  const c2 = +(sg * a2 > 0);
+  const num = 0 + a0 * c0 + a1 * c1 + a2 * c2;
+  const r = Math.fround(normalize ? num / dens[c0 | (c1 << 1) | (c2 << 2)]! : num);
+  if (r === r) return base + (0 + lambda * r);
+  // tiesMergeOne
+  const ds = [d0, d1, d2];
+  const ws = [w0, w1, w2];
+  let s = 0;
+  for (let j = 0; j < 3; j++) s += ws[j]! * ds[j]!;
+  const positive = s >= 0;
+  let sum = 0;
+  let den = 0;
+  for (let j = 0; j < 3; j++) {
+    const wd = ws[j]! * ds[j]!;
+    if (positive ? wd > 0 : wd < 0) {
+      sum += wd;
+      den += ws[j]!;
+    }
+  }
+  const mixed = normalize ? sum / (den === 0 ? 1 : den) : sum;
+  return base + (0 + lambda * Math.fround(mixed));
+}
+
+/**
+ * Chunk decoding of the base and the task vectors as decodeDeltas computes them: the base's values,
+ * then each model's decoded value minus the base's, stored in f32. With `first`, records each input's
+ * first NaN/Inf (on its decoded values).
+ */
+class Decoder {
+  /** The base's values of the current chunk (index 0 = the chunk's first element). */
+  readonly baseValues = new Float32Array(CHUNK);
+  private readonly baseBits = new Uint32Array(this.baseValues.buffer);
+  private readonly values = new Float32Array(CHUNK);
+  private readonly bf16: (Uint16Array | null)[];
+  private readonly table = bf16ToF32Table();
+
+  constructor(
+    private readonly inputs: RawInputs,
+    private readonly first: number[] | null,
+  ) {
+    this.bf16 = inputs.raw.map((r, k) =>
+      inputs.dtypes[k] === 'BF16' && r.byteOffset % 2 === 0
+        ? new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1)
+        : null,
+    );
+  }
+
+  /** Decodes [a, b) of the base into baseValues. */
+  base(a: number, b: number): void {
+    const h = this.bf16[0]!;
+    const m = b - a;
+    if (h !== null) {
+      const dst = this.baseBits;
+      let flags = 0;
+      for (let i = 0; i < m; i++) {
+        const x = h[a + i]!;
+        flags |= (x & 0x7f80) + 0x80;
+        dst[i] = x << 16;
+      }
+      if ((flags & 0x8000) !== 0) this.note(0, a, this.baseValues.subarray(0, m));
+      return;
+    }
+    const values = this.decode(0, a, b, this.baseValues);
+    this.note(0, a, values);
+  }
+
+  /** Writes model j's task vector over [a, b) into d[0, b - a). */
+  delta(j: number, a: number, b: number, d: Float32Array): void {
+    const base = this.baseValues;
+    const m = b - a;
+    const h = this.bf16[j + 1]!;
+    if (h !== null) {
+      const table = this.table;
+      let flags = 0;
+      for (let i = 0; i < m; i++) {
+        const x = h[a + i]!;
+        flags |= (x & 0x7f80) + 0x80;
+        d[i] = table[x]! - base[i]!;
+      }
+      if ((flags & 0x8000) !== 0 && this.first !== null && this.first[j + 1]! < 0) {
+        for (let i = 0; i < m; i++)
+          if ((h[a + i]! & 0x7f80) === 0x7f80) {
+            this.first[j + 1] = a + i;
+            break;
+          }
+      }
+      return;
+    }
+    const values = this.decode(j + 1, a, b, this.values);
+    this.note(j + 1, a, values);
+    for (let i = 0; i < m; i++) d[i] = values[i]! - base[i]!;
+  }
+
+  private decode(k: number, a: number, b: number, into: Float32Array): Float32Array {
+    const dtype = this.inputs.dtypes[k]!;
+    const size = DTYPE_SIZES[dtype];
+    const bytes = this.inputs.raw[k]!.subarray(a * size, b * size);
+    return decodeFloats(dtype, bytes, 'F32', into.subarray(0, b - a)) as Float32Array;
+  }
+
+  private note(k: number, a: number, values: Float32Array): void {
+    if (this.first === null || this.first[k]! >= 0) return;
+    const i = findNonFinite('F32', values);
+    if (i >= 0) this.first[k] = a + i;
+  }
+}
