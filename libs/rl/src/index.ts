@@ -9,7 +9,7 @@ export { LayerPool, layerWeightFeatures } from './layer-pool.js';
 export type { PathStep, PoolModel } from './layer-pool.js';
 export { checkPreference, checkReward, checkScores, episodeReward } from './reward.js';
 export type { RewardSettings, Scalarisation } from './reward.js';
-export { DEFAULT_POLICY_SETTINGS, resolvePolicySettings } from './settings.js';
+export { AMORTISED_POLICY_DEFAULTS, DEFAULT_POLICY_SETTINGS, resolvePolicySettings } from './settings.js';
 export type { PolicySettings, PolicySettingsInput } from './settings.js';
 export { PathPolicy } from './path-policy.js';
 export type { Episode, ProposalMode, UpdateStats } from './path-policy.js';

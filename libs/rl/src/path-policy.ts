@@ -19,6 +19,7 @@ import {
   mean,
   minimum,
   mul,
+  sliceCols,
   matmul,
   maximum,
   neg,
@@ -175,7 +176,7 @@ export class PathPolicy {
       (this.preferenceActionFeatures ? s.objectives * (s.tMax * D + s.tMax + 1) : 0) +
       (s.amortised ? s.objectives : 0);
     this.actorHidden = new Linear(this.params, 'actor.hidden', this.headIn, s.headHidden);
-    this.actorOut = new Linear(this.params, 'actor.mean', s.headHidden, D, 0.1);
+    this.actorOut = new Linear(this.params, 'actor.mean', s.headHidden, D * this.meanOutputs, 0.1);
     this.criticHidden = new Linear(this.params, 'critic.hidden', this.headIn, s.headHidden);
     this.criticOut = new Linear(this.params, 'critic.value', s.headHidden, this.valueOutputs, 0.1);
     this.logStd = this.params.create('actor.log_std', 1, D, 0);
@@ -198,9 +199,20 @@ export class PathPolicy {
   /** Episodes learnt from so far (drives the epsilon schedule; saved with the weights). */
   episodesSeen = 0;
 
+  /**
+   * Factor on both Adam learning rates for the next updates (trainPolicy's annealLearningRates sets it
+   * from 1 down to 0 over the budget, as PPO's reference implementation anneals). Not saved.
+   */
+  learningRateScale = 1;
+
   /** Amortised with position-action features: the w-weighted copies of those features are in the heads' input. */
   get preferenceActionFeatures(): boolean {
     return this.settings.amortised && this.settings.positionActionFeatures;
+  }
+
+  /** Proto-action means the actor's last layer outputs: K with preferenceActor (amortised), else 1. */
+  get meanOutputs(): number {
+    return this.settings.amortised && this.settings.preferenceActor ? this.settings.objectives : 1;
   }
 
   /** Outputs of the critic's last layer: K with preferenceCritic (amortised), else 1. */
@@ -286,8 +298,16 @@ export class PathPolicy {
   }
 
   /** The Gaussian mean; reads the state detached, so the encoder learns from the critic only. */
-  actorMean(u: Tensor): Tensor {
-    return this.actorOut.forward(tanh(this.actorHidden.forward(detach(u))));
+  actorMean(u: Tensor, prefs: Tensor): Tensor {
+    const out = this.actorOut.forward(tanh(this.actorHidden.forward(detach(u))));
+    const K = this.meanOutputs;
+    if (K === 1) return out;
+    // preferenceActor: one mean per objective, weighted by w -> [B, D].
+    const D = this.pool.embeddingDim;
+    let mu = mul(sliceCols(out, 0, D), sliceCols(prefs, 0, 1));
+    for (let k = 1; k < K; k++)
+      mu = add(mu, mul(sliceCols(out, k * D, (k + 1) * D), sliceCols(prefs, k, k + 1)));
+    return mu;
   }
 
   /**
@@ -300,6 +320,32 @@ export class PathPolicy {
     const v = this.criticOut.forward(tanh(this.criticHidden.forward(u)));
     // preferenceCritic: one value per objective, weighted by w -> [B, 1].
     return this.valueOutputs === 1 ? v : sumCols(mul(v, prefs));
+  }
+
+  /** actorMean's arithmetic without the tape: the last layer over the hidden activations [B, Ma]. */
+  private meanFromHidden(
+    ah: Float64Array,
+    B: number,
+    Ma: number,
+    weight: Float64Array,
+    bias: Float64Array,
+    W: Float64Array,
+  ): Float64Array {
+    const D = this.pool.embeddingDim;
+    const K = this.meanOutputs;
+    const out = new Float64Array(B * K * D);
+    for (let b = 0; b < B; b++) addRow(out, b * K * D, bias, 0, K * D);
+    matmulDense(out, ah, B, Ma, weight, K * D);
+    if (K === 1) return out;
+    const Kw = this.settings.objectives;
+    const mu = new Float64Array(B * D);
+    for (let b = 0; b < B; b++)
+      for (let k = 0; k < K; k++) {
+        const w = W[b * Kw + k] as number;
+        for (let j = 0; j < D; j++)
+          mu[b * D + j] = (mu[b * D + j] as number) + w * (out[(b * K + k) * D + j] as number);
+      }
+    return mu;
   }
 
   /** c_t = (1/T) sum_{j=t}^{T-1} gamma^(j-t); c_T = 0. */
@@ -601,7 +647,10 @@ export class PathPolicy {
     const ghExact = new Uint8Array(B);
     // The look-ahead's rows (at most B x M' a step), reused from step to step.
     const maxRows =
-      B * (mode === 'explore' && (s.poolLookAheadShare > 0 || follow) ? Math.max(A, s.mPrime) : s.mPrime);
+      B *
+      (mode === 'explore' && (s.poolLookAheadShare > 0 || follow || s.epsilonScope === 'pool')
+        ? Math.max(A, s.mPrime)
+        : s.mPrime);
     const hcBuffer = new Float64Array(maxRows * H);
     const criticBuffer = new Float64Array(maxRows * this.criticHidden.outFeatures);
     // pv(S_t) of every episode: computed for S_0, then carried from the chosen candidate's look-ahead.
@@ -611,9 +660,7 @@ export class PathPolicy {
     for (const x of this.logStd.data) logStdSum += x;
     for (let t = 0; t < T; t++) {
       const ah = this.headHidden(tables.actor, h, B, t, identity, prev);
-      const mu = new Float64Array(B * D);
-      for (let b = 0; b < B; b++) addRow(mu, b * D, aOutB, 0, D);
-      matmulDense(mu, ah, B, Ma, aOutW, D);
+      const mu = this.meanFromHidden(ah, B, Ma, aOutW, aOutB, W);
       const ct = this.valueScale(t);
       const proto = new Float64Array(B * D);
       for (let b = 0; b < B; b++) {
@@ -635,9 +682,14 @@ export class PathPolicy {
         for (let b = 0; b < B; b++) wholePool[b] = this.rng.uniform() < s.poolLookAheadShare ? 1 : 0;
       // actorFollowCritic: the look-ahead also covers every valid action (the auxiliary target), but
       // the step still picks among the M' nearest (near[b]); without it cands[b] is near[b].
+      // epsilonScope 'pool': the epsilon draw comes first, and a random step picks among every valid
+      // action (its look-ahead row is needed for the next state's value), not only the M' nearest.
+      const randomPool = new Uint8Array(B);
+      if (mode === 'explore' && s.epsilonScope === 'pool')
+        for (let b = 0; b < B; b++) if (wholePool[b] === 0) randomPool[b] = this.rng.uniform() < eps ? 1 : 0;
       const near = Array.from({ length: B }, (_, b) => {
         const p = t === 0 ? -1 : (prev[b] as number);
-        if (wholePool[b] === 0) return this.nearestActions(proto, b * D, p);
+        if (wholePool[b] === 0 && randomPool[b] === 0) return this.nearestActions(proto, b * D, p);
         const all: number[] = [];
         for (let a = 0; a < A; a++) if (p < 0 || this.pool.compatible(p, a)) all.push(a);
         return all;
@@ -726,7 +778,14 @@ export class PathPolicy {
             if ((vc[rb[i] as number] as number) > (vc[rb[f] as number] as number)) f = i;
           (followActions[b] as Int32Array)[t] = c[f] as number;
         }
-        if (mode === 'explore' && wholePool[b] === 0 && this.rng.uniform() < eps) bestI = this.rng.int(nNear);
+        if (randomPool[b] === 1) bestI = this.rng.int(nNear);
+        else if (
+          mode === 'explore' &&
+          s.epsilonScope === 'candidates' &&
+          wholePool[b] === 0 &&
+          this.rng.uniform() < eps
+        )
+          bestI = this.rng.int(nNear);
         const a = c[bestI] as number;
         const r = rb[bestI] as number;
         nextH.set(hc.subarray(r * H, (r + 1) * H), b * H);
@@ -830,6 +889,8 @@ export class PathPolicy {
           idx.map((i) => (gae[i] as { ret: Float64Array }).ret),
           idx.map((i) => rewards[i] as number),
         );
+        this.optimizer.lr = s.lr * this.learningRateScale;
+        this.actorOptimizer.lr = s.actorLr * this.learningRateScale;
         this.optimizer.zeroGrad();
         this.actorOptimizer.zeroGrad();
         backward(out.loss);
@@ -917,7 +978,7 @@ export class PathPolicy {
         A[t * E + b] = (adv[b] as Float64Array)[t] as number;
         R[t * E + b] = ((ret[b] as Float64Array)[t] as number) / this.valueScale(t);
       });
-      const mu = this.actorMean(u);
+      const mu = this.actorMean(u, W);
       logps.push(gaussianLogProb(new Tensor(protoT, E, D), mu, this.logStd));
       if (followW > 0) {
         const target = new Float64Array(E * D);
@@ -997,7 +1058,7 @@ export class PathPolicy {
     const W = new Tensor(preferences ?? new Float64Array(B * K), B, K);
     return noGrad(() => {
       const u = this.headInput(new Tensor(hidden, B, H), positions, W, lastActions);
-      return { mean: this.actorMean(u).data, pathValue: this.pathValue(u, W).data };
+      return { mean: this.actorMean(u, W).data, pathValue: this.pathValue(u, W).data };
     });
   }
 
@@ -1007,7 +1068,7 @@ export class PathPolicy {
     return noGrad(() => {
       const W = this.prefTensor([w]);
       const u = this.headInput(zeros(1, this.settings.gruHidden), 0, W, null);
-      return { mean: this.actorMean(u).data, value: this.pathValue(u, W).item() };
+      return { mean: this.actorMean(u, W).data, value: this.pathValue(u, W).item() };
     });
   }
 }

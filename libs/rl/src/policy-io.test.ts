@@ -48,6 +48,38 @@ describe('policy save / load (safetensors)', () => {
     expect(header['actor.log_std']?.dtype).toBe('F64');
   });
 
+  it('loads an amortised policy saved before preferenceActor / epsilonScope existed with them off', () => {
+    const policy = new PathPolicy(syntheticPool(2, 3, new Rng(2)), {
+      tMax: 3,
+      objectives: 2,
+      amortised: true,
+      preferenceActor: false,
+      epsilonScope: 'candidates',
+      gruHidden: 6,
+      headHidden: 6,
+      seed: 3,
+    });
+    const bytes = savePolicy(policy);
+    // Rewrite the header as an older version wrote it: settings without the two fields.
+    const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as {
+      __metadata__: Record<string, string>;
+    };
+    const settings = JSON.parse(header.__metadata__['settings']!) as Record<string, unknown>;
+    delete settings['preferenceActor'];
+    delete settings['epsilonScope'];
+    header.__metadata__['settings'] = JSON.stringify(settings);
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const old = new Uint8Array(8 + json.length + (bytes.length - 8 - n));
+    new DataView(old.buffer).setBigUint64(0, BigInt(json.length), true);
+    old.set(json, 8);
+    old.set(bytes.subarray(8 + n), 8 + json.length);
+    const loaded = loadPolicy(old);
+    expect(loaded.settings.preferenceActor).toBe(false);
+    expect(loaded.settings.epsilonScope).toBe('candidates');
+    expect(loaded.initialOutputs([0.4, 0.6])).toEqual(policy.initialOutputs([0.4, 0.6]));
+  });
+
   it('rejects truncated bytes and files that are not a path policy', () => {
     const bytes = savePolicy(smallPolicy(5));
     expect(() => loadPolicy(bytes.subarray(0, 4))).toThrow(InvalidArgumentError);
@@ -104,16 +136,18 @@ describe('PathPolicy proposals', () => {
 
 describe('the no-tape propose', () => {
   it('records the values and log-densities the tape computes, and picks the critic argmax', () => {
-    for (const [amortised, preferenceCritic] of [
-      [false, false],
-      [true, false],
-      [true, true],
+    for (const [amortised, preferenceCritic, preferenceActor] of [
+      [false, false, false],
+      [true, false, false],
+      [true, true, false],
+      [true, true, true],
     ] as const) {
       const policy = new PathPolicy(syntheticPool(3, 6, new Rng(4)), {
         tMax: 5,
         objectives: 2,
         amortised,
         preferenceCritic,
+        preferenceActor,
         gruHidden: 12,
         headHidden: 10,
         mPrime: 4,

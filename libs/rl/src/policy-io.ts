@@ -7,7 +7,7 @@ import { encodeSafetensorsHeader, parseSafetensorsHeader } from '@hm3/tensor';
 import { LayerPool } from './layer-pool.js';
 import type { PoolModel } from './layer-pool.js';
 import { PathPolicy } from './path-policy.js';
-import type { PolicySettings } from './settings.js';
+import type { PolicySettingsInput } from './settings.js';
 
 const FORMAT = 'hm3.rl.path-policy/1';
 
@@ -48,15 +48,21 @@ export function loadPolicy(bytes: Uint8Array, name = 'policy.safetensors'): Path
       `${name}: not a path policy (format ${String(header.metadata['format'])})`,
       { file: name },
     );
-  let settings: PolicySettings;
+  let settings: PolicySettingsInput;
   let models: PoolModel[];
   try {
-    settings = JSON.parse(header.metadata['settings'] ?? '') as PolicySettings;
+    settings = JSON.parse(header.metadata['settings'] ?? '') as PolicySettingsInput;
     models = JSON.parse(header.metadata['pool'] ?? '') as PoolModel[];
   } catch (error) {
     throw new InvalidArgumentError(`${name}: settings or pool metadata is not JSON`, { file: name }, error);
   }
-  const policy = new PathPolicy(new LayerPool(models), settings);
+  // Settings saved before preferenceActor / epsilonScope existed meant them off, whatever today's
+  // amortised defaults say (the actor's last layer has one mean's outputs).
+  const policy = new PathPolicy(new LayerPool(models), {
+    preferenceActor: false,
+    epsilonScope: 'candidates',
+    ...settings,
+  });
   const seen = Number(header.metadata['episodesSeen'] ?? 0);
   policy.episodesSeen = Number.isSafeInteger(seen) && seen >= 0 ? seen : 0;
   const loaded = new Set<string>();

@@ -77,8 +77,12 @@ describe('ONNX export of the actor, the critic and the state encoder', () => {
     await roundTrip(policy, 11);
   });
 
-  for (const preferenceCritic of [false, true]) {
-    it(`TS forward and onnxruntime forward agree within 1e-5 (amortised, 3 objectives, no features, preferenceCritic ${preferenceCritic})`, async () => {
+  for (const [preferenceCritic, preferenceActor] of [
+    [false, false],
+    [true, false],
+    [true, true],
+  ] as const) {
+    it(`TS forward and onnxruntime forward agree within 1e-5 (amortised, 3 objectives, no features, preferenceCritic ${preferenceCritic}, preferenceActor ${preferenceActor})`, async () => {
       const pool = new LayerPool([
         { id: 'a', layers: 4 },
         { id: 'b', layers: 6 },
@@ -89,6 +93,7 @@ describe('ONNX export of the actor, the critic and the state encoder', () => {
         objectives: 3,
         amortised: true,
         preferenceCritic,
+        preferenceActor,
         seed: 4,
         mPrime: 3,
       });

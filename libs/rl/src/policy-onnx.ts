@@ -2,7 +2,8 @@
  * ONNX export of a path policy (built with @hm3/model's GraphBuilder) and its runtime on
  * onnxruntime-node. Three graphs, float32, the weights as initializers:
  * - encoder.onnx: one GRU step of the state encoder, hidden [B, H] + action int64 [B] -> next_hidden [B, H];
- * - actor.onnx: S_t -> mean [B, D] of the Gaussian proto-action, and log_std [1, D];
+ * - actor.onnx: S_t -> mean [B, D] of the Gaussian proto-action (with preferenceActor, w . the
+ *   per-objective means), and log_std [1, D];
  * - critic.onnx: S_t -> path_value [B, 1] (the expected episode reward; see PathPolicy.pathValue;
  *   with preferenceCritic, w . the per-objective values).
  * S_t is given as hidden [B, H], position int64 [B] (t in 0..T_max), last_action int64 [B] (the pool
@@ -160,8 +161,16 @@ function headInput(g: GraphBuilder, policy: PathPolicy): string {
 function actorGraph(policy: PathPolicy): GraphBuilder {
   const g = new GraphBuilder('hm3-path-policy-actor');
   const u = headInput(g, policy);
-  const mean = linear(g, policy, g.op('Tanh', [linear(g, policy, u, 'actor.hidden')]), 'actor.mean');
+  let mean = linear(g, policy, g.op('Tanh', [linear(g, policy, u, 'actor.hidden')]), 'actor.mean');
   const D = policy.pool.embeddingDim;
+  const K = policy.meanOutputs;
+  if (K > 1) {
+    // preferenceActor: w . m(S), the per-objective means weighted by the preference:
+    // [B, 1, K] x [B, K, D] -> [B, 1, D] -> [B, D].
+    const perObjective = g.op('Reshape', [mean, g.constI64([0, K, D])]);
+    const w = g.op('Unsqueeze', ['preference', g.constI64([1])]);
+    mean = g.op('Reshape', [g.op('MatMul', [w, perObjective]), g.constI64([0, D])], {}, 'weighted_mean');
+  }
   g.output(mean, 'mean', 'float32', ['batch', D]);
   g.output(init(g, policy, 'actor.log_std'), 'log_std', 'float32', [1, D]);
   return g;

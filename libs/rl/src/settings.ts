@@ -24,6 +24,12 @@ export interface PolicySettings {
    * instead of something the heads' tanh layer has to approximate).
    */
   readonly preferenceCritic: boolean;
+  /**
+   * Amortised only: the actor outputs one proto-action mean per objective, m_k(S), and the mean is
+   * w . m(S), as preferenceCritic does for the value: the mean moves with w by construction, so
+   * the M' nearest of a preference's mean hold the actions its largest weights pay for.
+   */
+  readonly preferenceActor: boolean;
   /** M': nearest discrete actions considered around the proto-action. */
   readonly mPrime: number;
   /**
@@ -40,6 +46,12 @@ export interface PolicySettings {
   readonly actorFollowCritic: number;
   /** Probability of a random pick among the M' candidates instead of the critic's best (after the decay). */
   readonly epsilon: number;
+  /**
+   * Where an epsilon step picks at random: among the M' candidates ('candidates', the method's
+   * Wolpertinger step) or among every valid action ('pool': actions far from the actor's mean get tried
+   * and, with logProbAt 'action', pull the mean when they pay).
+   */
+  readonly epsilonScope: 'candidates' | 'pool';
   /** epsilon at the first episode; it decays linearly to `epsilon` over epsilonDecayEpisodes. */
   readonly epsilonStart: number;
   /** Length of the epsilon decay in training episodes; 0: epsilon throughout. */
@@ -93,10 +105,12 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   layerEmbedding: 8,
   positionActionFeatures: true,
   preferenceCritic: false,
+  preferenceActor: false,
   mPrime: 8,
   poolLookAheadShare: 0,
   actorFollowCritic: 0,
   epsilon: 0.1,
+  epsilonScope: 'candidates',
   epsilonStart: 0.5,
   epsilonDecayEpisodes: 1500,
   initLogStd: Math.log(0.5),
@@ -120,6 +134,20 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   seed: 0,
 });
 
+/**
+ * What an amortised policy (amortised: true) gets where its input is silent: the preference in the
+ * critic's and the actor's last layers, epsilon steps over the whole pool, the actor following the
+ * critic, and the log-std floor. Without them the amortised acceptance problem failed (0-1 of 5
+ * unseen preferences right; with them 5 of 5 on every seed probed: docs/benchmarks.md, Path policy).
+ */
+export const AMORTISED_POLICY_DEFAULTS: Partial<PolicySettings> = Object.freeze({
+  preferenceCritic: true,
+  preferenceActor: true,
+  epsilonScope: 'pool',
+  actorFollowCritic: 0.05,
+  minLogStd: Math.log(0.5),
+});
+
 export type PolicySettingsInput = Partial<PolicySettings>;
 
 function positiveInt(v: number, field: string): void {
@@ -132,10 +160,11 @@ function inRange(v: number, lo: number, hi: number, field: string): void {
     throw new InvalidArgumentError(`${field} must be in [${lo}, ${hi}], got ${v}`, { field });
 }
 
-/** Defaults filled in and every field checked; throws InvalidArgumentError naming the field. */
+/** Defaults filled in (an amortised policy's own first) and every field checked; throws InvalidArgumentError naming the field. */
 export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySettings {
   const s: PolicySettings = {
     ...DEFAULT_POLICY_SETTINGS,
+    ...(input.amortised === true ? AMORTISED_POLICY_DEFAULTS : {}),
     ...input,
     reward: { ...DEFAULT_POLICY_SETTINGS.reward, ...input.reward },
   };
@@ -195,8 +224,12 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
     throw new InvalidArgumentError('positionActionFeatures must be a boolean', {
       field: 'positionActionFeatures',
     });
+  if (typeof s.preferenceActor !== 'boolean')
+    throw new InvalidArgumentError('preferenceActor must be a boolean', { field: 'preferenceActor' });
   if (typeof s.preferenceCritic !== 'boolean')
     throw new InvalidArgumentError('preferenceCritic must be a boolean', { field: 'preferenceCritic' });
+  if (s.epsilonScope !== 'candidates' && s.epsilonScope !== 'pool')
+    throw new InvalidArgumentError('epsilonScope must be candidates or pool', { field: 'epsilonScope' });
   if (s.logProbAt !== 'proto' && s.logProbAt !== 'action')
     throw new InvalidArgumentError(`logProbAt must be proto or action`, { field: 'logProbAt' });
   if (!Number.isSafeInteger(s.seed))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runTargetExperiment } from './synthetic.js';
+import { runAmortisedExperiment, runTargetExperiment } from './synthetic.js';
 
 // A reduced version of the acceptance problem (the full one, pool 4 x 8, T = 8, 10 seeds, is
 // `npm run bench -- rl`; its seed 0 runs below too): pool 2 x 4, T = 4, a hidden target path; the greedy path must become the
@@ -33,4 +33,18 @@ describe('PPO on a hidden target path (reduced acceptance problem)', () => {
       expect(r.foundAt!).toBeLessThanOrEqual(3000);
     },
   );
+});
+
+// The amortised acceptance problem (issue 10): one policy with w in its state, 3 targets disjoint at
+// every position, trained on Dirichlet(1) preferences with the amortised defaults, 32 episodes per
+// update; with no retraining its greedy path for each of 5 unseen preferences must be the target of
+// the largest weight. `npm run bench -- rl --only amortised` runs more seeds.
+describe('amortised policy (acceptance problem, seed 0)', () => {
+  it('returns the right path for 5 unseen preferences', { timeout: 900_000 }, async () => {
+    const r = await runAmortisedExperiment({ seed: 0, episodes: 8000, episodesPerUpdate: 32 });
+    expect(r.tests).toHaveLength(5);
+    expect(r.tests.map((t) => t.match)).toEqual([1, 1, 1, 1, 1]);
+    // the unseen preferences favour at least two different targets
+    expect(new Set(r.tests.map((t) => t.expectedTarget)).size).toBeGreaterThan(1);
+  });
 });

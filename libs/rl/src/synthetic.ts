@@ -9,6 +9,7 @@ import { PathPolicy } from './path-policy.js';
 import type { Episode } from './path-policy.js';
 import { Rng } from './random.js';
 import type { PolicySettings, PolicySettingsInput } from './settings.js';
+import { episodeReward } from './reward.js';
 import { matchFraction, samePath, TargetPathEnvironment, trainPolicy } from './trainer.js';
 
 export interface TargetExperimentOptions {
@@ -89,6 +90,18 @@ export interface AmortisedExperimentOptions extends TargetExperimentOptions {
   readonly trainingAlpha?: number;
   /** Also score the unseen preferences every this many training episodes (the curve's `correct`); 0: only at the end. */
   readonly evaluateEvery?: number;
+  /**
+   * Model selection: every `validateEvery` training episodes the greedy paths of this many validation
+   * preferences (drawn from the training distribution with their own seed, never the test ones) are
+   * scored by the environment, and the policy returned is the one with the best mean reward among
+   * those checks (the PPO policy's greedy count rises and falls between checkpoints). 0: the last
+   * policy. Default 32.
+   */
+  readonly validationPreferences?: number;
+  /** Default 500 episodes. */
+  readonly validateEvery?: number;
+  /** trainPolicy's annealLearningRates (default false). */
+  readonly annealLearningRates?: boolean;
 }
 
 export interface AmortisedExperimentResult {
@@ -96,7 +109,9 @@ export interface AmortisedExperimentResult {
   /** The policy's resolved settings and the training preferences' Dirichlet concentration. */
   readonly settings: PolicySettings;
   readonly trainingAlpha: number;
-  readonly curve: { episodes: number; meanReward: number; correct?: number }[];
+  readonly curve: { episodes: number; meanReward: number; correct?: number; validationReward?: number }[];
+  /** The training episodes of the policy returned (model selection); the budget when there is none. */
+  readonly selectedAt: number;
   /** Per test preference: the preference, the index of the target it favours, whether the greedy path is it. */
   readonly tests: { preference: number[]; expectedTarget: number; match: number; correct: boolean }[];
   readonly seconds: number;
@@ -122,11 +137,9 @@ export async function runAmortisedExperiment(
   }
   const env = new TargetPathEnvironment(pool, targets);
   const policy = new PathPolicy(pool, {
-    // K targets to find: the epsilon decay runs twice as long as for one. The critic values paths
-    // as w . u(S); the actor's log-std stays at or above its initial log 0.5 (docs/method.md).
+    // K targets to find: the epsilon decay runs twice as long as for one. The rest are the amortised
+    // policy's own defaults (AMORTISED_POLICY_DEFAULTS, docs/method.md).
     epsilonDecayEpisodes: 3000,
-    preferenceCritic: true,
-    minLogStd: Math.log(0.5),
     ...options.settings,
     tMax: T,
     objectives: K,
@@ -155,23 +168,54 @@ export async function runAmortisedExperiment(
   };
   const every = options.evaluateEvery ?? 0;
   const curve: AmortisedExperimentResult['curve'] = [];
+  let scoredBuckets = 0;
+  const validationRng = new Rng(7000 + options.seed);
+  const validation = Array.from({ length: options.validationPreferences ?? 32 }, () =>
+    validationRng.dirichlet(K, options.trainingAlpha ?? 1),
+  );
+  const validateEvery = options.validateEvery ?? 500;
+  let validatedBuckets = 0;
+  let best: { reward: number; episodes: number; weights: Float64Array[] } | null = null;
+  const validationReward = (): number => {
+    const paths = policy.propose(validation, 'greedy').map((e) => e.path);
+    const scores = env.evaluate(paths);
+    const rewards = validation.map((w, i) =>
+      episodeReward(scores[i] as number[], w, T, policy.settings.reward),
+    );
+    return rewards.reduce((a, b) => a + b, 0) / rewards.length;
+  };
   await trainPolicy(policy, env, {
     episodes: options.episodes ?? 8000,
     episodesPerUpdate: options.episodesPerUpdate ?? 8,
     seed: options.seed + 17,
     samplePreference: (r) => r.dirichlet(K, options.trainingAlpha ?? 1),
+    annealLearningRates: options.annealLearningRates ?? false,
     onUpdate: (p) => {
       const point: AmortisedExperimentResult['curve'][number] = {
         episodes: p.episodes,
         meanReward: p.meanReward,
       };
-      if (every > 0 && p.episodes % every === 0) point.correct = score().filter((t) => t.correct).length;
+      // scored at the first update at or past each multiple of `every` (updates need not land on one)
+      if (every > 0 && Math.floor(p.episodes / every) > scoredBuckets) {
+        scoredBuckets = Math.floor(p.episodes / every);
+        point.correct = score().filter((t) => t.correct).length;
+      }
+      if (validation.length > 0 && Math.floor(p.episodes / validateEvery) > validatedBuckets) {
+        validatedBuckets = Math.floor(p.episodes / validateEvery);
+        const reward = validationReward();
+        point.validationReward = reward;
+        if (best === null || reward > best.reward)
+          best = { reward, episodes: p.episodes, weights: policy.params.list.map((t) => t.data.slice()) };
+      }
       curve.push(point);
     },
   });
+  const chosen = best as { reward: number; episodes: number; weights: Float64Array[] } | null;
+  if (chosen !== null) policy.params.list.forEach((t, i) => t.data.set(chosen.weights[i] as Float64Array));
   const tests = score();
   return {
     seed: options.seed,
+    selectedAt: chosen?.episodes ?? options.episodes ?? 8000,
     settings: policy.settings,
     trainingAlpha: options.trainingAlpha ?? 1,
     curve,

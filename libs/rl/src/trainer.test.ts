@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '@hm3/errors';
 import { LayerPool } from './layer-pool.js';
 import { PathPolicy } from './path-policy.js';
+import { AMORTISED_POLICY_DEFAULTS } from './settings.js';
 import { matchFraction, samePath, TargetPathEnvironment, trainPolicy } from './trainer.js';
 
 const pool = new LayerPool([
@@ -126,7 +127,9 @@ describe('actor log-std floor and the per-objective critic', () => {
       headHidden: 8,
     });
     expect(policy.valueOutputs).toBe(2);
-    expect(new PathPolicy(pool, { tMax: 2, objectives: 2, amortised: true }).valueOutputs).toBe(1);
+    expect(
+      new PathPolicy(pool, { tMax: 2, objectives: 2, amortised: true, preferenceCritic: false }).valueOutputs,
+    ).toBe(1);
     // The heads also read w, so compare through the critic's own output: with the preference input
     // weights zeroed, u(S) no longer depends on w and the path value is exactly w . u.
     const wIn = policy.params.byName.get('critic.hidden.weight')!;
@@ -135,6 +138,111 @@ describe('actor log-std floor and the per-objective critic', () => {
     const v = (w: number[]) => policy.initialOutputs(w).value;
     expect(v([0.5, 0.5])).toBeCloseTo((v([1, 0]) + v([0, 1])) / 2, 12);
     expect(v([0.2, 0.8])).toBeCloseTo(0.2 * v([1, 0]) + 0.8 * v([0, 1]), 12);
+  });
+});
+
+describe('learning-rate annealing', () => {
+  it('annealLearningRates scales both rates by the share of the budget left, then restores 1', async () => {
+    const policy = new PathPolicy(pool, { tMax: 2, seed: 2, gruHidden: 8, headHidden: 8 });
+    const env = new TargetPathEnvironment(pool, [
+      [
+        { poolIndex: 0, layerIndex: 1 },
+        { poolIndex: 1, layerIndex: 2 },
+      ],
+    ]);
+    const seen: number[] = [];
+    await trainPolicy(policy, env, {
+      episodes: 16,
+      episodesPerUpdate: 4,
+      annealLearningRates: true,
+      onUpdate: () => {
+        seen.push(policy.learningRateScale);
+      },
+    });
+    expect(seen).toEqual([1, 0.75, 0.5, 0.25]);
+    expect(policy.learningRateScale).toBe(1);
+  });
+});
+
+describe('amortised defaults, the per-objective actor and epsilon over the pool', () => {
+  it('an amortised policy gets AMORTISED_POLICY_DEFAULTS where its input is silent; others do not', () => {
+    const amortised = new PathPolicy(pool, { tMax: 2, objectives: 2, amortised: true });
+    expect(amortised.settings).toMatchObject(AMORTISED_POLICY_DEFAULTS);
+    expect(amortised.meanOutputs).toBe(2);
+    const overridden = new PathPolicy(pool, {
+      tMax: 2,
+      objectives: 2,
+      amortised: true,
+      epsilonScope: 'candidates',
+    });
+    expect(overridden.settings.epsilonScope).toBe('candidates');
+    expect(overridden.settings.preferenceActor).toBe(true);
+    const single = new PathPolicy(pool, { tMax: 2 });
+    expect(single.settings).toMatchObject({
+      preferenceCritic: false,
+      preferenceActor: false,
+      epsilonScope: 'candidates',
+      actorFollowCritic: 0,
+    });
+    expect(single.meanOutputs).toBe(1);
+    expect(() => new PathPolicy(pool, { epsilonScope: 'all' as 'pool' })).toThrow(InvalidArgumentError);
+    expect(() => new PathPolicy(pool, { preferenceActor: 1 as unknown as boolean })).toThrow(
+      InvalidArgumentError,
+    );
+  });
+
+  it('with preferenceActor the mean is w . the per-objective means: linear in w for the same state', () => {
+    const policy = new PathPolicy(pool, {
+      tMax: 2,
+      objectives: 2,
+      amortised: true,
+      positionActionFeatures: false,
+      seed: 5,
+      gruHidden: 8,
+      headHidden: 8,
+    });
+    // The heads also read w: zero the preference input's weights so that m(S) does not depend on it.
+    const wIn = policy.params.byName.get('actor.hidden.weight')!;
+    for (let r = wIn.rows - 2; r < wIn.rows; r++) wIn.data.fill(0, r * wIn.cols, (r + 1) * wIn.cols);
+    const mu = (w: number[]) => policy.initialOutputs(w).mean;
+    const [m0, m1, mid] = [mu([1, 0]), mu([0, 1]), mu([0.3, 0.7])];
+    expect(m0.some((x, j) => Math.abs(x - m1[j]!) > 1e-3)).toBe(true);
+    for (let j = 0; j < m0.length; j++) expect(mid[j]).toBeCloseTo(0.3 * m0[j]! + 0.7 * m1[j]!, 12);
+  });
+
+  it("epsilonScope 'pool' takes random steps outside the M' nearest; 'candidates' never does", () => {
+    const big = new LayerPool([
+      { id: 'a', layers: 6 },
+      { id: 'b', layers: 6 },
+      { id: 'c', layers: 6 },
+    ]);
+    const outside = (epsilonScope: 'pool' | 'candidates'): number => {
+      // eps 1 throughout, the density at the sampled proto-action (so protos keep the proto).
+      const policy = new PathPolicy(big, {
+        tMax: 4,
+        seed: 9,
+        gruHidden: 8,
+        headHidden: 8,
+        mPrime: 2,
+        epsilon: 1,
+        epsilonStart: 1,
+        logProbAt: 'proto',
+        epsilonScope,
+      });
+      const D = big.embeddingDim;
+      let count = 0;
+      for (const e of policy.propose(
+        Array.from({ length: 16 }, () => [1]),
+        'explore',
+      ))
+        for (let t = 0; t < 4; t++) {
+          const near = policy.nearestActions(e.protos.subarray(t * D, (t + 1) * D), 0, -1);
+          if (!near.includes(e.actions[t]!)) count++;
+        }
+      return count;
+    };
+    expect(outside('candidates')).toBe(0);
+    expect(outside('pool')).toBeGreaterThan(16);
   });
 });
 

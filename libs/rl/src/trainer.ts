@@ -19,6 +19,11 @@ export interface TrainOptions {
   /** Preference of each training episode; default: Dirichlet(1..1), or [1] for one objective. */
   readonly samplePreference?: (rng: Rng) => number[];
   readonly seed?: number;
+  /**
+   * Anneal both learning rates linearly from their settings to 0 over the budget (the scale before an
+   * update is the share of the budget not yet trained on), so the last updates change the policy least.
+   */
+  readonly annealLearningRates?: boolean;
   /** Called after every update; return true to stop early. */
   readonly onUpdate?: (progress: TrainProgress) => boolean | void;
 }
@@ -61,6 +66,7 @@ export async function trainPolicy(
     const rewards = episodes.map((e, i) =>
       episodeReward(scores[i] ?? [], e.preference, e.path.length, policy.settings.reward),
     );
+    if (options.annealLearningRates === true) policy.learningRateScale = 1 - done / options.episodes;
     const stats = policy.update(episodes, rewards);
     done += n;
     update++;
@@ -74,6 +80,7 @@ export async function trainPolicy(
     curve.push(progress);
     if (options.onUpdate?.(progress) === true) break;
   }
+  policy.learningRateScale = 1;
   return curve;
 }
 
