@@ -44,6 +44,8 @@ describe('search spec', () => {
     expect(s.budget).toEqual({ maxEvaluations: 100, maxRounds: 0, maxSeconds: 0 });
     expect(s.scalarization).toBe('tchebycheff');
     expect(s.rl.rewardScalarization).toBe('weighted-sum');
+    // proto/hm3/v1/policy.proto and @hm3/rl: the critic's and encoder's Adam rate defaults to 3e-3
+    expect(s.rl.learningRate).toBe(3e-3);
   });
 
   it('round-trips through its document form', () => {

@@ -95,6 +95,7 @@ export interface RlSettings {
   readonly clipRange: number;
   readonly valueCoef: number;
   readonly entropyCoef: number;
+  /** Adam rate of the critic and the state encoder (PolicySettings.learning_rate); the actor head keeps its own. */
   readonly learningRate: number;
   readonly hiddenSize: number;
   readonly embeddingSize: number;
@@ -194,7 +195,7 @@ const rl = z
     clip_range: z.number().gt(0).max(1).default(0.2),
     value_coef: z.number().nonnegative().default(0.5),
     entropy_coef: z.number().nonnegative().default(0.001),
-    learning_rate: z.number().positive().default(3e-4),
+    learning_rate: z.number().positive().default(3e-3),
     hidden_size: z.number().int().positive().default(64),
     embedding_size: z.number().int().positive().default(8),
     episodes_per_iteration: z.number().int().positive().default(8),

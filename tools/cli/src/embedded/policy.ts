@@ -32,7 +32,9 @@ export class LocalPolicies implements PolicyPort {
       clip: rl.clipRange,
       valueCoef: rl.valueCoef,
       entropyCoef: rl.entropyCoef,
-      actorLr: rl.learningRate,
+      // proto/hm3/v1/policy.proto: learning_rate is the critic's and encoder's rate (the actor head
+      // keeps its own), as the rl-policy service maps it (services/rl-policy/src/wire.ts)
+      lr: rl.learningRate,
       epochs: rl.epochs,
       reward: { scalarisation: rl.rewardScalarization, beta: rl.lengthPenalty, ideal: [...spec.ideal] },
       seed: spec.seed,
