@@ -137,8 +137,8 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
 /**
  * What an amortised policy (amortised: true) gets where its input is silent: the preference in the
  * critic's and the actor's last layers, epsilon steps over the whole pool, the actor following the
- * critic, and the log-std floor. Without them the amortised acceptance problem failed (0-1 of 5
- * unseen preferences right; with them 5 of 5 on every seed probed: docs/benchmarks.md, Path policy).
+ * critic, and the log-std floor. Without them the amortised acceptance problem got 0-1 of 5 unseen
+ * preferences right; with them 5, 5, 5, 4, 3 on seeds 0-4 (docs/benchmarks.md, Path policy).
  */
 export const AMORTISED_POLICY_DEFAULTS: Partial<PolicySettings> = Object.freeze({
   preferenceCritic: true,
