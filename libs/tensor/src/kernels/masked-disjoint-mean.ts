@@ -108,19 +108,34 @@ function tiesMerge3F32(args: TiesMergeArgs, start: number, end: number): void {
     const a0 = w0 * (scaled ? Math.fround(d0[i]! * s0) : d0[i]!);
     const a1 = w1 * (scaled ? Math.fround(d1[i]! * s1) : d1[i]!);
     const a2 = w2 * (scaled ? Math.fround(d2[i]! * s2) : d2[i]!);
-    const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
-    const k0 = +(sg * a0 > 0);
-    const k1 = +(sg * a1 > 0);
-    const k2 = +(sg * a2 > 0);
-    const num = 0 + a0 * k0 + a1 * k1 + a2 * k2;
-    const m = Math.fround(normalize ? num / dens[k0 | (k1 << 1) | (k2 << 2)]! : num);
+    const m = electedMean3(a0, a1, a2, dens, normalize);
     if (m !== m) tiesMergeOne(args, i);
     else out[i] = base[i]! + (0 + lambda * m);
   }
 }
 
+/**
+ * TIES of three weighted deltas a_k = w_k * d_k with no branch on the data: the elected sign as a
+ * factor +1 / -1, the sum of the agreeing entries, divided (normalize) by the divisorTable entry of
+ * the agreement bits, rounded to f32. NaN when an entry is not finite (the callers' fallback).
+ */
+export function electedMean3(
+  a0: number,
+  a1: number,
+  a2: number,
+  dens: Float64Array,
+  normalize: boolean,
+): number {
+  const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
+  const k0 = +(sg * a0 > 0);
+  const k1 = +(sg * a1 > 0);
+  const k2 = +(sg * a2 > 0);
+  const num = 0 + a0 * k0 + a1 * k1 + a2 * k2;
+  return Math.fround(normalize ? num / dens[k0 | (k1 << 1) | (k2 << 2)]! : num);
+}
+
 /** Per agreement bits c (bit j: model j agrees), 0 + w0 * c0 + w1 * c1 + w2 * c2, 0 replaced by 1. */
-function divisorTable(w0: number, w1: number, w2: number): Float64Array {
+export function divisorTable(w0: number, w1: number, w2: number): Float64Array {
   const dens = new Float64Array(8);
   for (let c = 0; c < 8; c++) {
     const den = 0 + w0 * (c & 1) + w1 * ((c >> 1) & 1) + w2 * ((c >> 2) & 1);

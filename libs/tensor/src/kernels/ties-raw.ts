@@ -21,9 +21,10 @@ import {
   decodeFloats,
   encodeFloats,
   findNonFinite,
+  floatToBf16,
   type FloatDType,
 } from '../dtypes.js';
-import { tiesMerge } from './masked-disjoint-mean.js';
+import { divisorTable, electedMean3, tiesMerge } from './masked-disjoint-mean.js';
 import { RADIX_BINS, keepTopKBits } from './radix-select.js';
 
 /** Elements per chunk: a chunk of every input and of the task vectors stays in the core's cache. */
@@ -167,12 +168,7 @@ export function tiesMergeRaw(args: TiesMergeRawArgs, start: number, end: number)
   const bits = deltas.map((d) => new Uint32Array(d.buffer));
   const seen = keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0));
   const merged = new Float32Array(CHUNK);
-  const mergedBits = new Uint32Array(merged.buffer);
   const size = DTYPE_SIZES[outDtype];
-  const bf16Out =
-    outDtype === 'BF16' && args.outRaw.byteOffset % 2 === 0
-      ? new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1)
-      : null;
   for (let a = start; a < end; a += CHUNK) {
     const b = Math.min(end, a + CHUNK);
     const m = b - a;
@@ -188,14 +184,7 @@ export function tiesMergeRaw(args: TiesMergeRawArgs, start: number, end: number)
       if (k.kind === 'top') seen[j] = keepTopKBits(bits[j]!, k.key, k.quota, seen[j]!, 0, m);
     }
     tiesMerge({ out: merged, base: dec.baseValues, deltas, weights, normalize, lambda }, 0, m);
-    if (bf16Out !== null) {
-      // floatToBf16, inline
-      for (let i = 0; i < m; i++) {
-        const x = mergedBits[i]!;
-        bf16Out[a + i] =
-          (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x0040 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-      }
-    } else encodeFloats(outDtype, merged.subarray(0, m), args.outRaw.subarray(a * size, b * size));
+    encodeFloats(outDtype, merged.subarray(0, m), args.outRaw.subarray(a * size, b * size));
   }
 }
 
@@ -216,13 +205,12 @@ function tiesMergeRaw3Bf16(args: TiesMergeRawArgs, start: number, end: number): 
   ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
   const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
   const table = bf16ToF32Table();
-  const dens = divisors(w0, w1, w2);
+  const dens = divisorTable(w0, w1, w2);
   const [t0, t1, t2] = args.keep.map(thresholdValue) as [number, number, number];
   const quota = args.keep.map((k) => (k.kind === 'top' ? k.quota : 0)) as [number, number, number];
   const seen = args.keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0)) as [number, number, number];
   const [all0, all1, all2] = args.keep.map((k) => k.kind === 'all') as [boolean, boolean, boolean];
   const merged = new Float32Array(CHUNK);
-  const mergedBits = new Uint32Array(merged.buffer);
   for (let a = start; a < end; a += CHUNK) {
     const m = Math.min(end, a + CHUNK) - a;
     for (let i = 0; i < m; i++) {
@@ -244,12 +232,7 @@ function tiesMergeRaw3Bf16(args: TiesMergeRawArgs, start: number, end: number): 
       const a0 = w0 * (d0 * k0);
       const a1 = w1 * (d1 * k1);
       const a2 = w2 * (d2 * k2);
-      const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
-      const c0 = +(sg * a0 > 0);
-      const c1 = +(sg * a1 > 0);
-      const c2 = +(sg * a2 > 0);
-      const num = 0 + a0 * c0 + a1 * c1 + a2 * c2;
-      const r = Math.fround(normalize ? num / dens[c0 | (c1 << 1) | (c2 << 2)]! : num);
+      const r = electedMean3(a0, a1, a2, dens, normalize);
       if (r !== r) {
         // 'all' keeps a NaN delta too
         const x0 = k0 || all0 ? d0 : 0;
@@ -258,11 +241,7 @@ function tiesMergeRaw3Bf16(args: TiesMergeRawArgs, start: number, end: number): 
         merged[i] = tiesOneExact(b, x0, x1, x2, w0, w1, w2, dens, normalize, lambda);
       } else merged[i] = b + (0 + lambda * r);
     }
-    for (let i = 0; i < m; i++) {
-      const u = mergedBits[i]!;
-      outBits[a + i] =
-        (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x0040 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
-    }
+    floatToBf16(merged.subarray(0, m), outBits.subarray(a, a + m));
   }
 }
 
@@ -322,7 +301,7 @@ export function tiesMergeBanded(
   ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
   const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
   const table = bf16ToF32Table();
-  const dens = divisors(w0, w1, w2);
+  const dens = divisorTable(w0, w1, w2);
   // per model: kept when |d| >= hiF, open unless |d| < loF (NaN: open)
   const floats = rules.map((r) => {
     if (r.kind === 'all') return { lo: -1, hi: -1 };
@@ -357,7 +336,6 @@ export function tiesMergeBanded(
   let above2 = 0;
   const first = [-1, -1, -1, -1];
   const merged = new Float32Array(CHUNK);
-  const mergedBits = new Uint32Array(merged.buffer);
   for (let a = start; a < end; a += CHUNK) {
     const m = Math.min(end, a + CHUNK) - a;
     let fb = 0;
@@ -410,12 +388,7 @@ export function tiesMergeBanded(
       const a0 = w0 * (d0 * k0);
       const a1 = w1 * (d1 * k1);
       const a2 = w2 * (d2 * k2);
-      const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
-      const c0 = +(sg * a0 > 0);
-      const c1 = +(sg * a1 > 0);
-      const c2 = +(sg * a2 > 0);
-      const num = 0 + a0 * c0 + a1 * c1 + a2 * c2;
-      const r = Math.fround(normalize ? num / dens[c0 | (c1 << 1) | (c2 << 2)]! : num);
+      const r = electedMean3(a0, a1, a2, dens, normalize);
       if (r !== r) {
         const y0 = k0 || all0 ? d0 : 0;
         const y1 = k1 || all1 ? d1 : 0;
@@ -423,11 +396,7 @@ export function tiesMergeBanded(
         merged[i] = tiesOneExact(b, y0, y1, y2, w0, w1, w2, dens, normalize, lambda);
       } else merged[i] = b + (0 + lambda * r);
     }
-    for (let i = 0; i < m; i++) {
-      const u = mergedBits[i]!;
-      outBits[a + i] =
-        (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x0040 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
-    }
+    floatToBf16(merged.subarray(0, m), outBits.subarray(a, a + m));
     const flags = [fb, f0, f1, f2];
     const bits = [hb, h0, h1, h2];
     for (let k = 0; k < 4; k++) {
@@ -504,7 +473,7 @@ export function tiesFixupRaw(args: TiesFixupRawArgs): void {
   ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
   const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
   const table = bf16ToF32Table();
-  const dens = divisors(w0, w1, w2);
+  const dens = divisorTable(w0, w1, w2);
   // per model: 0 all, 1 none, 2 top-k with key / quota / ties seen
   const mode = keep.map((k) => (k.kind === 'all' ? 0 : k.kind === 'none' ? 1 : 2));
   const key = keep.map((k) => (k.kind === 'top' ? k.key : 0));
@@ -542,16 +511,6 @@ function keyFloat(key: number): number {
   return new Float32Array(new Uint32Array([key]).buffer)[0]!;
 }
 
-/** Per agreement bits c (bit j: model j agrees), 0 + w0 * c0 + w1 * c1 + w2 * c2, 0 replaced by 1. */
-function divisors(w0: number, w1: number, w2: number): Float64Array {
-  const dens = new Float64Array(8);
-  for (let c = 0; c < 8; c++) {
-    const den = 0 + w0 * (c & 1) + w1 * ((c >> 1) & 1) + w2 * ((c >> 2) & 1);
-    dens[c] = den === 0 ? 1 : den;
-  }
-  return dens;
-}
-
 /**
  * The threshold of a keep rule as a float compared with |delta| (keepTopKBits' key test for non-NaN
  * values): 'all' and key -1 -> -1 (every non-NaN value is above), 'none' and NaN keys -> NaN (nothing
@@ -580,12 +539,7 @@ function tiesOneExact(
   const a0 = w0 * d0;
   const a1 = w1 * d1;
   const a2 = w2 * d2;
-  const sg = 2 * +(0 + a0 + a1 + a2 >= 0) - 1;
-  const c0 = +(sg * a0 > 0);
-  const c1 = +(sg * a1 > 0);
-  const c2 = +(sg * a2 > 0);
-  const num = 0 + a0 * c0 + a1 * c1 + a2 * c2;
-  const r = Math.fround(normalize ? num / dens[c0 | (c1 << 1) | (c2 << 2)]! : num);
+  const r = electedMean3(a0, a1, a2, dens, normalize);
   if (r === r) return base + (0 + lambda * r);
   // tiesMergeOne
   const ds = [d0, d1, d2];
