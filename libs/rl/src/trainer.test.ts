@@ -246,6 +246,20 @@ describe('amortised defaults, the per-objective actor and epsilon over the pool'
   });
 });
 
+/** The critic's one-step look-ahead path value of every action of the pool from hidden state h at step t. */
+function lookAheadValues(policy: PathPolicy, h: Float64Array, t: number): Float64Array {
+  const A = policy.pool.size;
+  const H = policy.settings.gruHidden;
+  const acts = Array.from({ length: A }, (_, a) => a);
+  const hs = new Float64Array(A * H);
+  for (let a = 0; a < A; a++) hs.set(h, a * H);
+  return policy.heads(
+    policy.encodeStep(hs, acts),
+    acts.map(() => t + 1),
+    acts,
+  ).pathValue;
+}
+
 describe('pool look-ahead while exploring', () => {
   it("poolLookAheadShare 1: every exploring step takes the critic's best of all valid actions", () => {
     const policy = new PathPolicy(pool, {
@@ -261,14 +275,7 @@ describe('pool look-ahead while exploring', () => {
       let h: Float64Array = new Float64Array(H);
       let last = A;
       for (let t = 0; t < 3; t++) {
-        const acts = Array.from({ length: A }, (_, a) => a);
-        const hs = new Float64Array(A * H);
-        for (let a = 0; a < A; a++) hs.set(h, a * H);
-        const v = policy.heads(
-          policy.encodeStep(hs, acts),
-          acts.map(() => t + 1),
-          acts,
-        ).pathValue;
+        const v = lookAheadValues(policy, h, t);
         const chosen = e.actions[t]!;
         for (let a = 0; a < A; a++) expect(v[chosen]!).toBeGreaterThanOrEqual(v[a]! - 1e-12);
         h = policy.encodeStep(h, [chosen]);
@@ -297,14 +304,7 @@ describe('actor follows the critic', () => {
       expect(e.followActions).toHaveLength(3);
       let h: Float64Array = new Float64Array(H);
       for (let t = 0; t < 3; t++) {
-        const acts = Array.from({ length: A }, (_, a) => a);
-        const hs = new Float64Array(A * H);
-        for (let a = 0; a < A; a++) hs.set(h, a * H);
-        const v = policy.heads(
-          policy.encodeStep(hs, acts),
-          acts.map(() => t + 1),
-          acts,
-        ).pathValue;
+        const v = lookAheadValues(policy, h, t);
         const f = e.followActions![t]!;
         for (let a = 0; a < A; a++) expect(v[f]!).toBeGreaterThanOrEqual(v[a]! - 1e-12);
         h = policy.encodeStep(h, [e.actions[t]!]);
