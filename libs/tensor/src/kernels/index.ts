@@ -63,7 +63,7 @@ export {
 export {
   tiesRawHistograms,
   tiesMergeRaw,
-  tiesMergeBanded,
+  tiesMergeBandedJs,
   tiesFixupRaw,
   type TiesBandRule,
   type TiesMergeBandedArgs,
@@ -74,3 +74,4 @@ export {
   type TiesRawHistogramsArgs,
   type TiesRawHistogramsResult,
 } from './ties-raw.js';
+export { tiesMergeBanded, tiesBandedBackend } from './ties-banded-wasm.js';

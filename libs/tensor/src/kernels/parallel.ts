@@ -42,7 +42,7 @@ const KERNEL_MODULES: Readonly<Record<string, string>> = {
   absSumChunks: 'reductions',
   tiesRawHistograms: 'ties-raw',
   tiesMergeRaw: 'ties-raw',
-  tiesMergeBanded: 'ties-raw',
+  tiesMergeBanded: 'ties-banded-wasm',
   tiesFixupRaw: 'ties-raw',
 };
 

@@ -8,7 +8,8 @@ import { tiesMerge } from './masked-disjoint-mean.js';
 import { registerKernels, tiesMergeRawParallel } from './parallel.js';
 import { absDigitHistogram, keepTopKAbs, kthLargestAbs } from './radix-select.js';
 import { decodeDeltas } from './raw-codec.js';
-import { tiesFixupRaw, tiesMergeBanded, tiesMergeRaw, tiesRawHistograms, type TiesKeep } from './ties-raw.js';
+import { tiesMergeBanded } from './ties-banded-wasm.js';
+import { tiesFixupRaw, tiesMergeRaw, tiesRawHistograms, type TiesKeep } from './ties-raw.js';
 
 /** A small seeded generator (mulberry32). */
 function rng(seed: number): () => number {

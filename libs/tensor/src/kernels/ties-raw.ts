@@ -288,141 +288,216 @@ export interface TiesMergeBandedResult {
  * decided element gets tiesMergeRaw's bytes; the open ones are recomputed by tiesFixupRaw once the
  * band's collected keys have given the exact thresholds (or, when the threshold is outside a band or
  * the lists overflow, the caller runs the three-pass path instead).
+ *
+ * The scalar JS form: the reference of the WebAssembly SIMD kernel (ties-banded-wasm.ts, which the pool
+ * runs by default) and its fallback.
  */
-export function tiesMergeBanded(
+export function tiesMergeBandedJs(
   args: TiesMergeBandedArgs,
   start: number,
   end: number,
 ): TiesMergeBandedResult {
+  const run = bandedRun(args, start, end);
+  for (let a = start; a < end; a += CHUNK) bandedChunk(run, a, Math.min(end, a + CHUNK) - a);
+  return bandedResult(run);
+}
+
+/** tiesMergeBanded's state over one range: inputs, parameters, lists, and the counts so far. */
+export interface BandedRun {
+  readonly hb: Uint16Array;
+  readonly h0: Uint16Array;
+  readonly h1: Uint16Array;
+  readonly h2: Uint16Array;
+  readonly outBits: Uint16Array;
+  readonly table: Float32Array;
+  readonly dens: Float64Array;
+  readonly rules: TiesBandRule[];
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  readonly normalize: boolean;
+  readonly lambda: number;
+  /** Per model: kept when |d| >= hi, open unless |d| < lo (NaN: open). */
+  readonly lo: readonly [number, number, number];
+  readonly hi: readonly [number, number, number];
+  readonly all: readonly [boolean, boolean, boolean];
+  /** Per model with a band: its open entries (f32 bits until bandedResult makes them keys), shared. */
+  readonly lists: readonly [Uint32Array | null, Uint32Array | null, Uint32Array | null];
+  /** The same buffers as floats (empty for a model without a band). */
+  readonly opens: readonly [Float32Array, Float32Array, Float32Array];
+  /** Open entries so far per model (may pass the list's length: overflow). */
+  readonly counts: [number, number, number];
+  readonly fix: Uint32Array;
+  /** Open elements so far (may pass fix's length: overflow). */
+  fixed: number;
+  /** Per model, entries so far with |d| >= hi. */
+  readonly above: [number, number, number];
+  /** Per input (base first), the index of its first NaN/Inf (-1: none so far). */
+  readonly first: number[];
+  /** Scratch: one chunk's merged values. */
+  readonly merged: Float32Array;
+}
+
+/** A fresh BandedRun over [start, end): lists sized for the range, counts zero. */
+export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number): BandedRun {
   const { normalize, lambda, rules } = args;
   const [w0, w1, w2] = args.weights as [number, number, number];
   const [hb, h0, h1, h2] = args.raw.map(
     (r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1),
   ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
-  const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
-  const table = bf16ToF32Table();
-  const dens = divisorTable(w0, w1, w2);
-  // per model: kept when |d| >= hiF, open unless |d| < loF (NaN: open)
   const floats = rules.map((r) => {
     if (r.kind === 'all') return { lo: -1, hi: -1 };
     if (r.kind === 'none') return { lo: Infinity, hi: NaN };
     return { lo: keyFloat(r.lo), hi: keyFloat(r.hi) };
   });
-  const [lo0, lo1, lo2] = floats.map((f) => f.lo) as [number, number, number];
-  const [hi0, hi1, hi2] = floats.map((f) => f.hi) as [number, number, number];
-  const [all0, all1, all2] = rules.map((r) => r.kind === 'all') as [boolean, boolean, boolean];
   const len = end - start;
   // shared, so the results go back to the caller (and the fix-up) without a copy
   const shared = (count: number) => new Uint32Array(new SharedArrayBuffer(4 * count));
   const lists = rules.map((r) =>
     r.kind === 'band' ? shared(Math.ceil(r.fraction * 1.25 * len) + 4096) : null,
-  );
-  const [list0, list1, list2] = lists as [Uint32Array | null, Uint32Array | null, Uint32Array | null];
+  ) as [Uint32Array | null, Uint32Array | null, Uint32Array | null];
   // the open deltas are stored as floats (their keys are taken after the loop, without a round trip
   // through memory per entry inside it)
-  const [open0, open1, open2] = lists.map((l) => new Float32Array(l?.buffer ?? new ArrayBuffer(0))) as [
+  const opens = lists.map((l) => new Float32Array(l?.buffer ?? new ArrayBuffer(0))) as [
     Float32Array,
     Float32Array,
     Float32Array,
   ];
-  let n0 = 0;
-  let n1 = 0;
-  let n2 = 0;
-  const fix = shared(lists.reduce((sum, l) => sum + (l?.length ?? 0), 4096));
-  let fixed = 0;
-  let overflow = false;
-  let above0 = 0;
-  let above1 = 0;
-  let above2 = 0;
-  const first = [-1, -1, -1, -1];
-  const merged = new Float32Array(CHUNK);
-  for (let a = start; a < end; a += CHUNK) {
-    const m = Math.min(end, a + CHUNK) - a;
-    let fb = 0;
-    let f0 = 0;
-    let f1 = 0;
-    let f2 = 0;
-    for (let i = 0; i < m; i++) {
-      const x = a + i;
-      const xb = hb[x]!;
-      const x0 = h0[x]!;
-      const x1 = h1[x]!;
-      const x2 = h2[x]!;
-      fb |= (xb & 0x7f80) + 0x80;
-      f0 |= (x0 & 0x7f80) + 0x80;
-      f1 |= (x1 & 0x7f80) + 0x80;
-      f2 |= (x2 & 0x7f80) + 0x80;
-      const b = table[xb]!;
-      const d0 = Math.fround(table[x0]! - b);
-      const d1 = Math.fround(table[x1]! - b);
-      const d2 = Math.fround(table[x2]! - b);
-      const e0 = Math.abs(d0);
-      const e1 = Math.abs(d1);
-      const e2 = Math.abs(d2);
-      const k0 = +(e0 >= hi0);
-      const k1 = +(e1 >= hi1);
-      const k2 = +(e2 >= hi2);
-      above0 += k0;
-      above1 += k1;
-      above2 += k2;
-      const o0 = +!(e0 < lo0) & (k0 ^ 1);
-      const o1 = +!(e1 < lo1) & (k1 ^ 1);
-      const o2 = +!(e2 < lo2) & (k2 ^ 1);
-      if ((o0 | o1 | o2) !== 0) {
-        // an open element (rare): its keys for the bands, its index for the fix-up
-        if (fixed < fix.length) fix[fixed] = x;
-        fixed++;
-        if (o0 !== 0 && list0 !== null) {
-          if (n0 < list0.length) open0[n0] = d0;
-          n0++;
-        }
-        if (o1 !== 0 && list1 !== null) {
-          if (n1 < list1.length) open1[n1] = d1;
-          n1++;
-        }
-        if (o2 !== 0 && list2 !== null) {
-          if (n2 < list2.length) open2[n2] = d2;
-          n2++;
-        }
+  return {
+    hb,
+    h0,
+    h1,
+    h2,
+    outBits: new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1),
+    table: bf16ToF32Table(),
+    dens: divisorTable(w0, w1, w2),
+    rules,
+    w0,
+    w1,
+    w2,
+    normalize,
+    lambda,
+    lo: floats.map((f) => f.lo) as [number, number, number],
+    hi: floats.map((f) => f.hi) as [number, number, number],
+    all: rules.map((r) => r.kind === 'all') as [boolean, boolean, boolean],
+    lists,
+    opens,
+    counts: [0, 0, 0],
+    fix: shared(lists.reduce((sum, l) => sum + (l?.length ?? 0), 4096)),
+    fixed: 0,
+    above: [0, 0, 0],
+    first: [-1, -1, -1, -1],
+    merged: new Float32Array(CHUNK),
+  };
+}
+
+/** tiesMergeBanded's work on the m <= CHUNK elements from index a, added to `run`. */
+export function bandedChunk(run: BandedRun, a: number, m: number): void {
+  const { hb, h0, h1, h2, table, dens, w0, w1, w2, normalize, lambda, fix, merged } = run;
+  const [lo0, lo1, lo2] = run.lo;
+  const [hi0, hi1, hi2] = run.hi;
+  const [all0, all1, all2] = run.all;
+  const [list0, list1, list2] = run.lists;
+  const [open0, open1, open2] = run.opens;
+  let [n0, n1, n2] = run.counts;
+  let [above0, above1, above2] = run.above;
+  let fixed = run.fixed;
+  let fb = 0;
+  let f0 = 0;
+  let f1 = 0;
+  let f2 = 0;
+  for (let i = 0; i < m; i++) {
+    const x = a + i;
+    const xb = hb[x]!;
+    const x0 = h0[x]!;
+    const x1 = h1[x]!;
+    const x2 = h2[x]!;
+    fb |= (xb & 0x7f80) + 0x80;
+    f0 |= (x0 & 0x7f80) + 0x80;
+    f1 |= (x1 & 0x7f80) + 0x80;
+    f2 |= (x2 & 0x7f80) + 0x80;
+    const b = table[xb]!;
+    const d0 = Math.fround(table[x0]! - b);
+    const d1 = Math.fround(table[x1]! - b);
+    const d2 = Math.fround(table[x2]! - b);
+    const e0 = Math.abs(d0);
+    const e1 = Math.abs(d1);
+    const e2 = Math.abs(d2);
+    const k0 = +(e0 >= hi0);
+    const k1 = +(e1 >= hi1);
+    const k2 = +(e2 >= hi2);
+    above0 += k0;
+    above1 += k1;
+    above2 += k2;
+    const o0 = +!(e0 < lo0) & (k0 ^ 1);
+    const o1 = +!(e1 < lo1) & (k1 ^ 1);
+    const o2 = +!(e2 < lo2) & (k2 ^ 1);
+    if ((o0 | o1 | o2) !== 0) {
+      // an open element (rare): its keys for the bands, its index for the fix-up
+      if (fixed < fix.length) fix[fixed] = x;
+      fixed++;
+      if (o0 !== 0 && list0 !== null) {
+        if (n0 < list0.length) open0[n0] = d0;
+        n0++;
       }
-      const a0 = w0 * (d0 * k0);
-      const a1 = w1 * (d1 * k1);
-      const a2 = w2 * (d2 * k2);
-      const r = electedMean3(a0, a1, a2, dens, normalize);
-      if (r !== r) {
-        const y0 = k0 || all0 ? d0 : 0;
-        const y1 = k1 || all1 ? d1 : 0;
-        const y2 = k2 || all2 ? d2 : 0;
-        merged[i] = tiesOneExact(b, y0, y1, y2, w0, w1, w2, dens, normalize, lambda);
-      } else merged[i] = b + (0 + lambda * r);
+      if (o1 !== 0 && list1 !== null) {
+        if (n1 < list1.length) open1[n1] = d1;
+        n1++;
+      }
+      if (o2 !== 0 && list2 !== null) {
+        if (n2 < list2.length) open2[n2] = d2;
+        n2++;
+      }
     }
-    floatToBf16(merged.subarray(0, m), outBits.subarray(a, a + m));
-    const flags = [fb, f0, f1, f2];
-    const bits = [hb, h0, h1, h2];
-    for (let k = 0; k < 4; k++) {
-      if ((flags[k]! & 0x8000) === 0 || first[k]! >= 0) continue;
-      const h = bits[k]!;
-      for (let x = a; x < a + m; x++)
-        if ((h[x]! & 0x7f80) === 0x7f80) {
-          first[k] = x;
-          break;
-        }
-    }
+    const a0 = w0 * (d0 * k0);
+    const a1 = w1 * (d1 * k1);
+    const a2 = w2 * (d2 * k2);
+    const r = electedMean3(a0, a1, a2, dens, normalize);
+    if (r !== r) {
+      const y0 = k0 || all0 ? d0 : 0;
+      const y1 = k1 || all1 ? d1 : 0;
+      const y2 = k2 || all2 ? d2 : 0;
+      merged[i] = tiesOneExact(b, y0, y1, y2, w0, w1, w2, dens, normalize, lambda);
+    } else merged[i] = b + (0 + lambda * r);
   }
-  const counts = [n0, n1, n2];
-  overflow = fixed > fix.length || lists.some((l, j) => l !== null && counts[j]! > l.length);
+  floatToBf16(merged.subarray(0, m), run.outBits.subarray(a, a + m));
+  run.counts[0] = n0;
+  run.counts[1] = n1;
+  run.counts[2] = n2;
+  run.above[0] = above0;
+  run.above[1] = above1;
+  run.above[2] = above2;
+  run.fixed = fixed;
+  const flags = [fb, f0, f1, f2];
+  const bits = [hb, h0, h1, h2];
+  const first = run.first;
+  for (let k = 0; k < 4; k++) {
+    if ((flags[k]! & 0x8000) === 0 || first[k]! >= 0) continue;
+    const h = bits[k]!;
+    for (let x = a; x < a + m; x++)
+      if ((h[x]! & 0x7f80) === 0x7f80) {
+        first[k] = x;
+        break;
+      }
+  }
+}
+
+/** The result of a BandedRun whose range is done (the lists' entries become keys, in place). */
+export function bandedResult(run: BandedRun): TiesMergeBandedResult {
+  const { lists, counts, fix, fixed, rules } = run;
+  const overflow = fixed > fix.length || lists.some((l, j) => l !== null && counts[j]! > l.length);
   const bandBins = rules.map((r, j) => {
     const list = lists[j];
     if (r.kind !== 'band' || list === null || list === undefined || overflow) return null;
     return bandBinsOf(list, counts[j]!, r.lo, r.hi);
   });
   return {
-    above: [above0, above1, above2].map((a, j) => a + (bandBins[j]?.beyond ?? 0)),
+    above: run.above.map((a, j) => a + (bandBins[j]?.beyond ?? 0)),
     keys: lists.map((l, j) => (l === null || overflow ? null : l.subarray(0, counts[j]!))),
     bandBins: bandBins.map((b) => b?.bins ?? null),
     fix: overflow ? new Uint32Array(0) : fix.subarray(0, fixed),
     overflow,
-    first,
+    first: run.first,
   };
 }
 

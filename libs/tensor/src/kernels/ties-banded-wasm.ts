@@ -1,0 +1,203 @@
+/**
+ * tiesMergeBanded in WebAssembly SIMD (assembly/ties-banded.ts, built into dist/wasm/ties-banded.wasm
+ * by the package's build), with the scalar JS kernel (tiesMergeBandedJs) as its reference and fallback.
+ * Each block of CHUNK elements of the four inputs is copied into the module's memory and merged there;
+ * the bf16 output, the open indices and deltas and the counts are copied back into the range's
+ * BandedRun. A block the module declines (a NaN/Inf input or delta, a NaN result: rare) is done by the
+ * JS kernel's chunk function on the same run, so the result is the JS kernel's in every field.
+ *
+ * The module is compiled and instantiated once per thread (each pool worker, and the main thread when
+ * it runs the kernel itself), on first use.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { FailedPreconditionError, InvalidArgumentError } from '@hm3/errors';
+import {
+  bandedChunk,
+  bandedResult,
+  bandedRun,
+  tiesMergeBandedJs,
+  type TiesMergeBandedArgs,
+  type TiesMergeBandedResult,
+} from './ties-raw.js';
+
+// The WebAssembly API as used here (the workspace's TypeScript libs declare no WebAssembly global).
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+};
+
+/**
+ * The package's build writes the module into dist/wasm (shipped with dist, ignored by git); src/kernels
+ * (tests, tsx) and dist/kernels are at the same depth, so one relative URL finds it from both.
+ */
+const WASM_URL = new URL('../../dist/wasm/ties-banded.wasm', import.meta.url);
+
+interface Exports {
+  memory: { readonly buffer: ArrayBuffer };
+  init(): number;
+  inputPtr(k: number): number;
+  outputPtr(): number;
+  openPtr(j: number): number;
+  fixPtr(): number;
+  countsPtr(): number;
+  setup(
+    w0: number,
+    w1: number,
+    w2: number,
+    lambda: number,
+    normalize: number,
+    lo0: number,
+    lo1: number,
+    lo2: number,
+    hi0: number,
+    hi1: number,
+    hi2: number,
+  ): void;
+  run(m: number, start: number): number;
+}
+
+interface WasmKernel {
+  readonly exports: Exports;
+  readonly block: number;
+  /** Views of the module's memory (it never grows after init). */
+  readonly u16: Uint16Array;
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+}
+
+let kernel: WasmKernel | null | undefined;
+let unavailable = '';
+/** Blocks the module merged, and blocks it declined (left to the JS kernel), on this thread so far. */
+const stats = { blocks: 0, declined: 0 };
+
+function load(): WasmKernel | null {
+  if (kernel !== undefined) return kernel;
+  try {
+    const module = new WebAssembly.Module(readFileSync(fileURLToPath(WASM_URL)));
+    const exports = new WebAssembly.Instance(module, {}).exports as unknown as Exports;
+    const block = exports.init();
+    if (block <= 0) throw new Error('the module could not grow its memory');
+    const buffer = exports.memory.buffer;
+    kernel = {
+      exports,
+      block,
+      u16: new Uint16Array(buffer),
+      u32: new Uint32Array(buffer),
+      i32: new Int32Array(buffer),
+    };
+  } catch (error) {
+    // no WebAssembly SIMD, or the package was built without its wasm: the JS kernel does the work
+    unavailable = error instanceof Error ? error.message : String(error);
+    kernel = null;
+  }
+  return kernel;
+}
+
+/** Which tiesMergeBanded runs on this thread: 'wasm', or 'js' with the reason the module did not load. */
+export function tiesBandedBackend(): { kind: 'wasm' } | { kind: 'js'; reason: string } {
+  return load() === null ? { kind: 'js', reason: unavailable } : { kind: 'wasm' };
+}
+
+/** How many blocks the module merged and declined on this thread so far (a copy). */
+export function tiesBandedStats(): { blocks: number; declined: number } {
+  return { ...stats };
+}
+
+/**
+ * tiesMergeBanded (ties-raw.ts) over [start, end): the WebAssembly SIMD kernel when the module loads
+ * and the weights allow it, else the JS kernel; the same result either way.
+ */
+export function tiesMergeBanded(
+  args: TiesMergeBandedArgs,
+  start: number,
+  end: number,
+): TiesMergeBandedResult {
+  const k = load();
+  if (k === null || !wasmApplies(args)) return tiesMergeBandedJs(args, start, end);
+  return runWasm(k, args, start, end);
+}
+
+/** tiesMergeBanded on the WebAssembly kernel only (throws when it cannot run): for tests and benches. */
+export function tiesMergeBandedWasm(
+  args: TiesMergeBandedArgs,
+  start: number,
+  end: number,
+): TiesMergeBandedResult {
+  const k = load();
+  if (k === null) {
+    throw new FailedPreconditionError(`the WebAssembly ties kernel is unavailable: ${unavailable}`, {
+      module: fileURLToPath(WASM_URL),
+    });
+  }
+  if (!wasmApplies(args)) {
+    throw new InvalidArgumentError(
+      'the WebAssembly ties kernel needs weights below 1e200 in magnitude and a finite lambda',
+      {
+        weights: args.weights,
+        lambda: args.lambda,
+      },
+    );
+  }
+  return runWasm(k, args, start, end);
+}
+
+/**
+ * The module's precondition: finite weights small enough that w * d stays finite for every finite f32
+ * d (so a NaN can only come from a non-finite delta or the final step, which the module checks), and a
+ * finite lambda.
+ */
+function wasmApplies(args: TiesMergeBandedArgs): boolean {
+  return args.weights.every((w) => Math.abs(w) < 1e200) && Number.isFinite(args.lambda);
+}
+
+function runWasm(
+  k: WasmKernel,
+  args: TiesMergeBandedArgs,
+  start: number,
+  end: number,
+): TiesMergeBandedResult {
+  const run = bandedRun(args, start, end);
+  const { exports, u16, u32, i32 } = k;
+  const [lo0, lo1, lo2] = run.lo;
+  const [hi0, hi1, hi2] = run.hi;
+  exports.setup(run.w0, run.w1, run.w2, run.lambda, run.normalize ? 1 : 0, lo0, lo1, lo2, hi0, hi1, hi2);
+  const inputs = [run.hb, run.h0, run.h1, run.h2];
+  const inAt = inputs.map((_, j) => exports.inputPtr(j) >>> 1);
+  const outAt = exports.outputPtr() >>> 1;
+  const openAt = [0, 1, 2].map((j) => exports.openPtr(j) >>> 2);
+  const fixAt = exports.fixPtr() >>> 2;
+  const countsAt = exports.countsPtr() >>> 2;
+  const { lists, counts, above, fix } = run;
+  for (let a = start; a < end; a += k.block) {
+    const m = Math.min(end, a + k.block) - a;
+    // the module takes whole groups of 4; the JS kernel does the last 1-3 elements of the range
+    const m4 = m & ~3;
+    if (m4 > 0) {
+      for (let j = 0; j < 4; j++) u16.set(inputs[j]!.subarray(a, a + m4), inAt[j]);
+      stats.blocks++;
+      if (exports.run(m4, a) !== 0) {
+        stats.declined++;
+        bandedChunk(run, a, m);
+        continue;
+      }
+      run.outBits.set(u16.subarray(outAt, outAt + m4), a);
+      const fixed = i32[countsAt]!;
+      if (run.fixed < fix.length)
+        fix.set(u32.subarray(fixAt, fixAt + Math.min(fixed, fix.length - run.fixed)), run.fixed);
+      run.fixed += fixed;
+      for (let j = 0; j < 3; j++) {
+        above[j]! += i32[countsAt + 4 + j]!;
+        const list = lists[j] ?? null;
+        if (list === null) continue; // 'all' and 'none' leave an entry open only when it is NaN/Inf
+        const n = i32[countsAt + 1 + j]!;
+        const at = counts[j]!;
+        if (at < list.length)
+          list.set(u32.subarray(openAt[j]!, openAt[j]! + Math.min(n, list.length - at)), at);
+        counts[j] = at + n;
+      }
+    }
+    if (m4 < m) bandedChunk(run, a + m4, m - m4);
+  }
+  return bandedResult(run);
+}
