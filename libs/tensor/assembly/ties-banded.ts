@@ -4,7 +4,9 @@
 // caller (src/kernels/ties-banded-wasm.ts) copied into this module's memory. It gives the JS kernel's
 // bytes, counts and lists, or it declines the block, which the JS kernel then does: any non-finite
 // delta (hence any NaN/Inf input) or NaN result. So every NaN bit pattern, the first-NaN/Inf search
-// and tiesOneExact stay the JS kernel's.
+// and tiesOneExact stay the JS kernel's. `fixup` does the same for tiesFixupRaw's loop over the open
+// elements once the thresholds are known (the same arithmetic, ties with a threshold counted in
+// index order), declining to the JS fix-up likewise.
 //
 // Per element, as the JS kernel does it, four lanes at a time:
 //   - bf16 -> f32 is `bits << 16`; d_j = f32(x_j - b): fround of the f64 difference of two f32 values
@@ -30,12 +32,16 @@
 const BLOCK: i32 = 8192;
 
 // The layout, from the 16-byte aligned heap base: four bf16 inputs (base first), the bf16 output,
-// per model the open deltas (f32 bits), the open indices, the compress table, the counts.
+// per model the open deltas (f32 bits), the open indices, at the open elements the inputs' bf16 bits
+// (two lists: base | model 0 << 16, model 1 | model 2 << 16), the compress table, the lane masks, the
+// counts.
 let inputs: usize = 0;
 let output: usize = 0;
 let opens: usize = 0;
 let fixes: usize = 0;
+let packed: usize = 0;
 let table: usize = 0;
+let lanes: usize = 0;
 let counts: usize = 0;
 const IN_BYTES: usize = <usize>BLOCK * 2;
 /** A list's room: a block's entries and one v128 store past the last. */
@@ -60,8 +66,10 @@ export function init(): i32 {
   output = inputs + 4 * IN_BYTES;
   opens = output + IN_BYTES;
   fixes = opens + 3 * LIST_BYTES;
-  table = fixes + LIST_BYTES;
-  counts = table + 256;
+  packed = fixes + LIST_BYTES;
+  table = packed + 2 * LIST_BYTES;
+  lanes = table + 256;
+  counts = lanes + 256;
   const end = counts + 64;
   const pages = <i32>((end + 0xffff) >> 16) - memory.size();
   if (pages > 0 && memory.grow(pages) < 0) return 0;
@@ -73,6 +81,9 @@ export function init(): i32 {
       for (let byte = 0; byte < 4; byte++) store<u8>(table + (mask << 4) + at++, <u8>(lane * 4 + byte));
     }
     while (at < 16) store<u8>(table + (mask << 4) + at++, 0x80); // swizzle: 0x80 gives 0
+    // per 4-bit lane mask: the i32x4 mask with those lanes set
+    for (let lane = 0; lane < 4; lane++)
+      store<i32>(lanes + (mask << 4) + (lane << 2), (mask & (1 << lane)) != 0 ? -1 : 0);
   }
   return BLOCK;
 }
@@ -97,7 +108,15 @@ export function fixPtr(): usize {
   return fixes;
 }
 
-/** After run: i32 [open indices, open deltas of model 0, 1, 2, kept (above) of model 0, 1, 2]. */
+/** The block's open elements' bf16 inputs: k = 0 base | model 0 << 16, k = 1 model 1 | model 2 << 16. */
+export function packedPtr(k: i32): usize {
+  return packed + <usize>k * LIST_BYTES;
+}
+
+/**
+ * After run: i32 [open indices, open deltas of model 0, 1, 2, kept (above) of model 0, 1, 2]; after
+ * fixup, from index 8: the ties seen per model.
+ */
 export function countsPtr(): usize {
   return counts;
 }
@@ -127,6 +146,24 @@ export function setup(
   hi0 = <f32>hi0_;
   hi1 = <f32>hi1_;
   hi2 = <f32>hi2_;
+}
+
+// The fix-up's parameters (setupFixup; the weights, lambda and normalize are setup's).
+let t0: f32 = 0;
+let t1: f32 = 0;
+let t2: f32 = 0;
+let quota0: i32 = 0;
+let quota1: i32 = 0;
+let quota2: i32 = 0;
+
+/** The fix-up's thresholds (the JS fix-up's f32 values: -1, a key's float or NaN) and tie quotas. */
+export function setupFixup(t0_: f64, t1_: f64, t2_: f64, quota0_: i32, quota1_: i32, quota2_: i32): void {
+  t0 = <f32>t0_;
+  t1 = <f32>t1_;
+  t2 = <f32>t2_;
+  quota0 = quota0_;
+  quota1 = quota1_;
+  quota2 = quota2_;
 }
 
 /** Stores the lanes of v selected by `mask` (4 bits) at dst, packed in lane order; returns dst past them. */
@@ -232,7 +269,13 @@ export function run(m: i32, start: i32): i32 {
       const o0 = i32x4.bitmask(c0) ^ 15;
       const o1 = i32x4.bitmask(c1) ^ 15;
       const o2 = i32x4.bitmask(c2) ^ 15;
-      fixAt = compress(i32x4.add(i32x4.splat(start + i), IOTA), o0 | o1 | o2, fixAt);
+      const open = o0 | o1 | o2;
+      const at = fixAt - fixes;
+      fixAt = compress(i32x4.add(i32x4.splat(start + i), IOTA), open, fixAt);
+      const x01 = v128.or(v128.load16x4_u(inB + p), i32x4.shl(v128.load16x4_u(in0 + p), 16));
+      const x23 = v128.or(v128.load16x4_u(in1 + p), i32x4.shl(v128.load16x4_u(in2 + p), 16));
+      compress(x01, open, packed + at);
+      compress(x23, open, packed + LIST_BYTES + at);
       open0 = compress(d0, o0, open0);
       open1 = compress(d1, o1, open1);
       open2 = compress(d2, o2, open2);
@@ -275,4 +318,86 @@ function laneSum(v: v128): i32 {
   return (
     i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3)
   );
+}
+
+class Tie {
+  /**
+   * The kept lanes of e (|delta|) against threshold T: above it, or equal to it within the quota, the
+   * ties counted in lane order from the count at `counter` (stored back).
+   */
+  @inline
+  static kept(e: v128, T: v128, quota: i32, counter: usize): v128 {
+    const k = f32x4.gt(e, T);
+    const ties = i32x4.bitmask(f32x4.eq(e, T));
+    if (ties == 0) return k;
+    let bits = i32x4.bitmask(k);
+    let seen = load<i32>(counter);
+    for (let lane = 0; lane < 4; lane++) {
+      if ((ties & (1 << lane)) == 0) continue;
+      if (seen < quota) bits |= 1 << lane;
+      seen++;
+    }
+    store<i32>(counter, seen);
+    return v128.load(lanes + ((<usize>bits) << 4));
+  }
+}
+
+/**
+ * tiesFixupRaw's loop over m open elements (a multiple of 4) whose packed inputs the caller copied to
+ * packedPtr(0-1): the bf16 results at outputPtr, the ties seen per model (from s0-s2) in the counts.
+ * Returns 0 when done, 1 when the JS fix-up must do these elements (a non-finite delta or a NaN
+ * result; the counts are then of no use). The deltas as run computes them.
+ */
+export function fixup(m: i32, s0: i32, s1: i32, s2: i32): i32 {
+  const W0 = f64x2.splat(w0);
+  const W1 = f64x2.splat(w1);
+  const W2 = f64x2.splat(w2);
+  const LAMBDA = f64x2.splat(lambda);
+  const T0 = f32x4.splat(t0);
+  const T1 = f32x4.splat(t1);
+  const T2 = f32x4.splat(t2);
+  const INF = i32x4.splat(0x7f800000);
+  const HIGH = i32x4.splat(<i32>0xffff0000);
+  const norm = normalize;
+  const seen = counts + 32;
+  store<i32>(seen, s0);
+  store<i32>(seen, s1, 4);
+  store<i32>(seen, s2, 8);
+  let largest = i32x4.splat(0);
+  let fine = i32x4.splat(-1);
+  for (let i = 0; i < m; i += 4) {
+    const p = (<usize>i) << 2;
+    const x01 = v128.load(packed + p);
+    const x23 = v128.load(packed + LIST_BYTES + p);
+    const b = i32x4.shl(x01, 16);
+    const d0 = f32x4.sub(v128.and(x01, HIGH), b);
+    const d1 = f32x4.sub(i32x4.shl(x23, 16), b);
+    const d2 = f32x4.sub(v128.and(x23, HIGH), b);
+    const e0 = f32x4.abs(d0);
+    const e1 = f32x4.abs(d1);
+    const e2 = f32x4.abs(d2);
+    largest = i32x4.max_s(largest, i32x4.max_s(e0, i32x4.max_s(e1, e2)));
+    const q0 = v128.and(d0, Tie.kept(e0, T0, quota0, seen));
+    const q1 = v128.and(d1, Tie.kept(e1, T1, quota1, seen + 4));
+    const q2 = v128.and(d2, Tie.kept(e2, T2, quota2, seen + 8));
+    const low = Pair.merge(b, q0, q1, q2, W0, W1, W2, LAMBDA, norm);
+    const high = Pair.merge(
+      v128.shuffle<i64>(b, b, 1, 1),
+      v128.shuffle<i64>(q0, q0, 1, 1),
+      v128.shuffle<i64>(q1, q1, 1, 1),
+      v128.shuffle<i64>(q2, q2, 1, 1),
+      W0,
+      W1,
+      W2,
+      LAMBDA,
+      norm,
+    );
+    const res = v128.shuffle<i64>(low, high, 0, 2);
+    fine = v128.and(fine, f32x4.eq(res, res));
+    const lsb = v128.and(i32x4.shr_u(res, 16), i32x4.splat(1));
+    const bf = i32x4.shr_u(i32x4.add(i32x4.add(res, i32x4.splat(0x7fff)), lsb), 16);
+    v128.store64_lane(output + ((<usize>i) << 1), i16x8.narrow_i32x4_u(bf, bf), 0);
+  }
+  if (!i32x4.all_true(v128.and(fine, i32x4.lt_s(largest, INF)))) return 1;
+  return 0;
 }

@@ -44,6 +44,7 @@ const KERNEL_MODULES: Readonly<Record<string, string>> = {
   tiesMergeRaw: 'ties-raw',
   tiesMergeBanded: 'ties-banded-wasm',
   tiesFixupRaw: 'ties-raw',
+  tiesFixup: 'ties-banded-wasm',
 };
 
 /** The kernel names registerKernels adds to a pool (each under its function's name). */
@@ -363,8 +364,9 @@ export function tiesThresholdBands(
 /**
  * tiesMergeRawParallel's one-pass form (three bf16 models into bf16, every sparsified model with a
  * band): tiesMergeBanded on every range, the exact thresholds from the band keys collected, then
- * tiesFixupRaw on the elements left open. Returns false (having reported the NaN/Inf) when a threshold
- * lies outside its band or a range overflowed: the caller then runs the three-pass form.
+ * tiesFixup (tiesFixupRaw, from the packed inputs the kernel returned) on the elements left open.
+ * Returns false (having reported the NaN/Inf) when a threshold lies outside its band or a range
+ * overflowed: the caller then runs the three-pass form.
  */
 async function tiesMergeBandedParallel(
   pool: WorkerPool,
@@ -426,11 +428,11 @@ async function tiesMergeBandedParallel(
   }
   await Promise.all(
     ranges.map((r, i) => {
-      const fix = parts[i]!.fix;
+      const { fix, packed } = parts[i]!;
       if (fix.length === 0) return Promise.resolve();
       return pool.run(
-        'tiesFixupRaw',
-        { ...inputs, keep: keep[i]!, weights, normalize, lambda, fix, outRaw },
+        'tiesFixup',
+        { ...inputs, keep: keep[i]!, weights, normalize, lambda, fix, packed, outRaw },
         [{ start: r.start, end: r.start + 1 }],
       );
     }),

@@ -8,12 +8,16 @@ import { WorkerPool } from '../worker-pool.js';
 import {
   tiesBandedBackend,
   tiesBandedStats,
+  tiesFixup,
+  tiesFixupWasm,
   tiesMergeBanded,
   tiesMergeBandedWasm,
 } from './ties-banded-wasm.js';
 import {
+  tiesFixupRaw,
   tiesMergeBandedJs,
   type TiesBandRule,
+  type TiesKeep,
   type TiesMergeBandedArgs,
   type TiesMergeBandedResult,
 } from './ties-raw.js';
@@ -114,6 +118,7 @@ function plain(r: { result: TiesMergeBandedResult; out: Uint16Array }): Record<s
     keys: r.result.keys.map(list),
     bandBins: r.result.bandBins.map(list),
     fix: Array.from(r.result.fix),
+    packed: r.result.packed.map((v) => Array.from(v)),
     overflow: r.result.overflow,
     first: r.result.first,
   };
@@ -247,6 +252,80 @@ describe('tiesMergeBanded in WebAssembly SIMD', () => {
         if (check === 'inf') expect(r.first).toEqual([-1, -1, -1, -1]);
       }
     }
+  });
+
+  it("fixes up the open elements with tiesFixupRaw's bytes (from the packed inputs or from the raw bytes)", () => {
+    const rule = fc.constantFrom('all', 'none', 'top', 'top', 'top');
+    const before = tiesBandedStats();
+    fc.assert(
+      fc.property(
+        fc.record({
+          n: fc.integer({ min: 1, max: 40_000 }),
+          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+          special: fc.constantFrom(0, 0, 0.00003, 0.0002, 0.003),
+          kinds: fc.tuple(rule, rule, rule),
+          weights: fc.tuple(
+            fc.constantFrom(0.5, 1, -0.3, 0, 1e-30, 2.5),
+            fc.constantFrom(0.3, 1, 0.7, -1, 0),
+            fc.constantFrom(0.2, 1, 0.25, 3),
+          ),
+          normalize: fc.boolean(),
+          lambda: fc.constantFrom(1, 0.9, -0.5, 0, 2),
+          quota: fc.integer({ min: 0, max: 60 }),
+          equalBefore: fc.integer({ min: 0, max: 30 }),
+        }),
+        (p) => {
+          const c = inputs(p.n, p.seed, p.special);
+          const random = rng(p.seed ^ 0x1b873593);
+          // wide bands: many open elements (several module blocks), many of them tied with a threshold
+          const rules = [0, 1, 2].map((j) => randomBand(c, j, random, 1));
+          const { result } = run(
+            tiesMergeBandedJs,
+            c,
+            { rules, weights: [1, 1, 1], normalize: true, lambda: 1 },
+            0,
+            c.n,
+          );
+          if (result.overflow) return;
+          const keep = p.kinds.map((kind, j): TiesKeep => {
+            if (kind !== 'top') return { kind };
+            const key = keyAt(c, j, Math.floor(random() * c.n));
+            return { kind, key, quota: p.quota + Math.floor(random() * 3), equalBefore: p.equalBefore };
+          });
+          const args = {
+            raw: c.raw,
+            dtypes: ['BF16' as const, 'BF16' as const, 'BF16' as const, 'BF16' as const],
+            keep,
+            weights: [...p.weights],
+            normalize: p.normalize,
+            lambda: p.lambda,
+            fix: result.fix,
+          };
+          const out = () => new Uint8Array(2 * c.n);
+          const [fromRaw, fromValues, wasm, chosen] = [out(), out(), out(), out()];
+          const seen = tiesFixupRaw({ ...args, outRaw: fromRaw });
+          expect(tiesFixupRaw({ ...args, packed: result.packed, outRaw: fromValues })).toEqual(seen);
+          // the ties counted: equalBefore plus the listed entries equal to the threshold key
+          const ties = keep.map((r, j) => {
+            if (r.kind !== 'top') return 0;
+            let count = r.equalBefore;
+            for (const x of result.fix) count += +(r.key <= 0x7f800000 && keyAt(c, j, x) === r.key);
+            return count;
+          });
+          expect(seen).toEqual(ties);
+          tiesFixupWasm({ ...args, packed: result.packed, outRaw: wasm });
+          tiesFixup({ ...args, packed: result.packed, outRaw: chosen });
+          // the first differing byte (-1: none): a whole-array toEqual is slow at this size
+          const diff = (a: Uint8Array) => a.findIndex((x, i) => x !== fromRaw[i]);
+          expect([diff(fromValues), diff(wasm), diff(chosen)]).toEqual([-1, -1, -1]);
+        },
+      ),
+      { numRuns: 60, seed: 20261129 },
+    );
+    // the module did fix-up blocks (and declined the ones with NaN/Inf)
+    const after = tiesBandedStats();
+    expect(after.fixups - after.fixupsDeclined - (before.fixups - before.fixupsDeclined)).toBeGreaterThan(20);
+    expect(after.fixupsDeclined - before.fixupsDeclined).toBeGreaterThan(5);
   });
 
   it('falls back to the JS kernel for weights the module does not take (same result)', () => {

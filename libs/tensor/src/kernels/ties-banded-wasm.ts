@@ -2,9 +2,10 @@
  * tiesMergeBanded in WebAssembly SIMD (assembly/ties-banded.ts, built into dist/wasm/ties-banded.wasm
  * by the package's build), with the scalar JS kernel (tiesMergeBandedJs) as its reference and fallback.
  * Each block of CHUNK elements of the four inputs is copied into the module's memory and merged there;
- * the bf16 output, the open indices and deltas and the counts are copied back into the range's
- * BandedRun. A block the module declines (a NaN/Inf input or delta, a NaN result: rare) is done by the
- * JS kernel's chunk function on the same run, so the result is the JS kernel's in every field.
+ * the bf16 output, the open indices, deltas and packed inputs and the counts are copied back into the
+ * range's BandedRun. A block the module declines (a NaN/Inf input or delta, a NaN result: rare) is done
+ * by the JS kernel's chunk function on the same run, so the result is the JS kernel's in every field.
+ * The fix-up of the open elements (tiesFixup) runs in the module the same way, from their packed inputs.
  *
  * The module is compiled and instantiated once per thread (each pool worker, and the main thread when
  * it runs the kernel itself), on first use.
@@ -16,7 +17,11 @@ import {
   bandedChunk,
   bandedResult,
   bandedRun,
+  thresholdValue,
+  tiesFixupRaw,
   tiesMergeBandedJs,
+  type TiesFixupRawArgs,
+  type TiesKeep,
   type TiesMergeBandedArgs,
   type TiesMergeBandedResult,
 } from './ties-raw.js';
@@ -40,6 +45,7 @@ interface Exports {
   outputPtr(): number;
   openPtr(j: number): number;
   fixPtr(): number;
+  packedPtr(k: number): number;
   countsPtr(): number;
   setup(
     w0: number,
@@ -55,6 +61,8 @@ interface Exports {
     hi2: number,
   ): void;
   run(m: number, start: number): number;
+  setupFixup(t0: number, t1: number, t2: number, quota0: number, quota1: number, quota2: number): void;
+  fixup(m: number, s0: number, s1: number, s2: number): number;
 }
 
 interface WasmKernel {
@@ -68,8 +76,8 @@ interface WasmKernel {
 
 let kernel: WasmKernel | null | undefined;
 let unavailable = '';
-/** Blocks the module merged, and blocks it declined (left to the JS kernel), on this thread so far. */
-const stats = { blocks: 0, declined: 0 };
+/** Blocks the module merged, and blocks it declined (left to the JS kernel), on this thread so far; the same for fix-ups. */
+const stats = { blocks: 0, declined: 0, fixups: 0, fixupsDeclined: 0 };
 
 function load(): WasmKernel | null {
   if (kernel !== undefined) return kernel;
@@ -99,8 +107,13 @@ export function tiesBandedBackend(): { kind: 'wasm' } | { kind: 'js'; reason: st
   return load() === null ? { kind: 'js', reason: unavailable } : { kind: 'wasm' };
 }
 
-/** How many blocks the module merged and declined on this thread so far (a copy). */
-export function tiesBandedStats(): { blocks: number; declined: number } {
+/** Blocks the module merged and declined, and fix-up blocks it did and declined, on this thread so far (a copy). */
+export function tiesBandedStats(): {
+  blocks: number;
+  declined: number;
+  fixups: number;
+  fixupsDeclined: number;
+} {
   return { ...stats };
 }
 
@@ -147,7 +160,7 @@ export function tiesMergeBandedWasm(
  * d (so a NaN can only come from a non-finite delta or the final step, which the module checks), and a
  * finite lambda.
  */
-function wasmApplies(args: TiesMergeBandedArgs): boolean {
+function wasmApplies(args: { readonly weights: readonly number[]; readonly lambda: number }): boolean {
   return args.weights.every((w) => Math.abs(w) < 1e200) && Number.isFinite(args.lambda);
 }
 
@@ -167,6 +180,8 @@ function runWasm(
   const outAt = exports.outputPtr() >>> 1;
   const openAt = [0, 1, 2].map((j) => exports.openPtr(j) >>> 2);
   const fixAt = exports.fixPtr() >>> 2;
+  const packedAt = [0, 1].map((j) => exports.packedPtr(j) >>> 2);
+  const packed = run.packed;
   const countsAt = exports.countsPtr() >>> 2;
   const { lists, counts, above, fix } = run;
   for (let a = start; a < end; a += k.block) {
@@ -183,8 +198,11 @@ function runWasm(
       }
       run.outBits.set(u16.subarray(outAt, outAt + m4), a);
       const fixed = i32[countsAt]!;
-      if (run.fixed < fix.length)
-        fix.set(u32.subarray(fixAt, fixAt + Math.min(fixed, fix.length - run.fixed)), run.fixed);
+      if (run.fixed < fix.length) {
+        const n = Math.min(fixed, fix.length - run.fixed);
+        fix.set(u32.subarray(fixAt, fixAt + n), run.fixed);
+        for (let j = 0; j < 2; j++) packed[j]!.set(u32.subarray(packedAt[j]!, packedAt[j]! + n), run.fixed);
+      }
       run.fixed += fixed;
       for (let j = 0; j < 3; j++) {
         above[j]! += i32[countsAt + 4 + j]!;
@@ -200,4 +218,76 @@ function runWasm(
     if (m4 < m) bandedChunk(run, a + m4, m - m4);
   }
   return bandedResult(run);
+}
+
+/**
+ * tiesFixupRaw (ties-raw.ts) given the open elements' `packed` inputs: in the WebAssembly module when
+ * it loads and the weights allow it (blocks of the packed inputs copied into its memory, the bf16
+ * results scattered back), else in JS; the same bytes either way. Blocks with a non-finite delta or a
+ * NaN result, and the last 1-3 elements, are the JS fix-up's.
+ */
+export function tiesFixup(args: TiesFixupRawArgs): void {
+  const k = load();
+  if (k === null || args.packed === undefined || !wasmApplies(args)) {
+    tiesFixupRaw(args);
+    return;
+  }
+  fixupWasm(k, args, args.packed);
+}
+
+/** tiesFixup on the WebAssembly kernel only (throws when it cannot run): for tests and benches. */
+export function tiesFixupWasm(args: TiesFixupRawArgs & { packed: Uint32Array[] }): void {
+  const k = load();
+  if (k === null) {
+    throw new FailedPreconditionError(`the WebAssembly ties kernel is unavailable: ${unavailable}`, {
+      module: fileURLToPath(WASM_URL),
+    });
+  }
+  if (!wasmApplies(args)) {
+    throw new InvalidArgumentError(
+      'the WebAssembly ties kernel needs weights below 1e200 in magnitude and a finite lambda',
+      { weights: args.weights, lambda: args.lambda },
+    );
+  }
+  fixupWasm(k, args, args.packed);
+}
+
+function fixupWasm(k: WasmKernel, args: TiesFixupRawArgs, packed: Uint32Array[]): void {
+  const { exports, u16, u32, i32 } = k;
+  const { fix, keep } = args;
+  const [w0, w1, w2] = args.weights as [number, number, number];
+  const [t0, t1, t2] = keep.map(thresholdValue) as [number, number, number];
+  const quota = keep.map((r) => (r.kind === 'top' ? r.quota : 0));
+  let seen = keep.map((r) => (r.kind === 'top' ? r.equalBefore : 0));
+  exports.setup(w0, w1, w2, args.lambda, args.normalize ? 1 : 0, 0, 0, 0, 0, 0, 0);
+  exports.setupFixup(t0, t1, t2, quota[0]!, quota[1]!, quota[2]!);
+  const packedAt = [0, 1].map((j) => exports.packedPtr(j) >>> 2);
+  const outAt = exports.outputPtr() >>> 1;
+  const seenAt = (exports.countsPtr() >>> 2) + 8;
+  const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
+  /** The JS fix-up of fix[a, b), the ties counted from `seen`. */
+  const js = (a: number, b: number) => {
+    seen = tiesFixupRaw({
+      ...args,
+      keep: keep.map((r, j): TiesKeep => (r.kind === 'top' ? { ...r, equalBefore: seen[j]! } : r)),
+      fix: fix.subarray(a, b),
+      packed: packed.map((v) => v.subarray(a, b)),
+    });
+  };
+  for (let a = 0; a < fix.length; a += k.block) {
+    const m = Math.min(fix.length, a + k.block) - a;
+    const m4 = m & ~3;
+    if (m4 > 0) {
+      for (let j = 0; j < 2; j++) u32.set(packed[j]!.subarray(a, a + m4), packedAt[j]);
+      stats.fixups++;
+      if (exports.fixup(m4, seen[0]!, seen[1]!, seen[2]!) === 0) {
+        seen = [i32[seenAt]!, i32[seenAt + 1]!, i32[seenAt + 2]!];
+        for (let i = 0; i < m4; i++) outBits[fix[a + i]!] = u16[outAt + i]!;
+      } else {
+        stats.fixupsDeclined++;
+        js(a, a + m4);
+      }
+    }
+    if (m4 < m) js(a + m4, a + m);
+  }
 }

@@ -206,6 +206,13 @@ describe('ties-raw kernels (one thread)', () => {
       const fix = allocShared(Uint32Array, parts[r]!.fix.length);
       fix.set(parts[r]!.fix);
       tiesFixupRaw({ ...c, keep, weights, normalize: true, lambda: 1, fix, outRaw });
+      // from the packed inputs the kernel returned instead of the raw bytes: the same bytes
+      const again = sharedBytes(2 * c.n);
+      const { packed } = parts[r]!;
+      expect(packed.map((v) => v.length)).toEqual([fix.length, fix.length]);
+      tiesFixupRaw({ ...c, keep, weights, normalize: true, lambda: 1, fix, packed, outRaw: again });
+      const a16 = new Uint16Array(again.buffer);
+      for (const i of fix) expect(a16[i]).toBe(got16[i]);
     }
     expect(outRaw).toEqual(want);
   });

@@ -275,6 +275,11 @@ export interface TiesMergeBandedResult {
   bandBins: (Uint32Array | null)[];
   /** The indices of the elements with an entry left open (or a non-finite one), ascending; shared. */
   fix: Uint32Array;
+  /**
+   * At those elements, the four inputs' bf16 bits two per entry: [base | model 0 << 16, model 1 |
+   * model 2 << 16] (tiesFixupRaw's `packed`, so it need not read the raw bytes again); shared.
+   */
+  packed: Uint32Array[];
   /** More entries were left open than fit: nothing of this result may be used. */
   overflow: boolean;
   /** Per input (base first), the index of its first NaN/Inf in the range (-1: none). */
@@ -328,6 +333,8 @@ export interface BandedRun {
   /** Open entries so far per model (may pass the list's length: overflow). */
   readonly counts: [number, number, number];
   readonly fix: Uint32Array;
+  /** Per entry of fix: the inputs' bf16 bits, packed as in the result (shared, fix's length each). */
+  readonly packed: readonly [Uint32Array, Uint32Array];
   /** Open elements so far (may pass fix's length: overflow). */
   fixed: number;
   /** Per model, entries so far with |d| >= hi. */
@@ -363,6 +370,7 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
     Float32Array,
     Float32Array,
   ];
+  const fixes = lists.reduce((sum, l) => sum + (l?.length ?? 0), 4096);
   return {
     hb,
     h0,
@@ -383,7 +391,8 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
     lists,
     opens,
     counts: [0, 0, 0],
-    fix: shared(lists.reduce((sum, l) => sum + (l?.length ?? 0), 4096)),
+    fix: shared(fixes),
+    packed: [shared(fixes), shared(fixes)],
     fixed: 0,
     above: [0, 0, 0],
     first: [-1, -1, -1, -1],
@@ -394,6 +403,7 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
 /** tiesMergeBanded's work on the m <= CHUNK elements from index a, added to `run`. */
 export function bandedChunk(run: BandedRun, a: number, m: number): void {
   const { hb, h0, h1, h2, table, dens, w0, w1, w2, normalize, lambda, fix, merged } = run;
+  const [p01, p23] = run.packed;
   const [lo0, lo1, lo2] = run.lo;
   const [hi0, hi1, hi2] = run.hi;
   const [all0, all1, all2] = run.all;
@@ -434,7 +444,11 @@ export function bandedChunk(run: BandedRun, a: number, m: number): void {
     const o2 = +!(e2 < lo2) & (k2 ^ 1);
     if ((o0 | o1 | o2) !== 0) {
       // an open element (rare): its keys for the bands, its index for the fix-up
-      if (fixed < fix.length) fix[fixed] = x;
+      if (fixed < fix.length) {
+        fix[fixed] = x;
+        p01[fixed] = xb | (x0 << 16);
+        p23[fixed] = x1 | (x2 << 16);
+      }
       fixed++;
       if (o0 !== 0 && list0 !== null) {
         if (n0 < list0.length) open0[n0] = d0;
@@ -496,6 +510,7 @@ export function bandedResult(run: BandedRun): TiesMergeBandedResult {
     keys: lists.map((l, j) => (l === null || overflow ? null : l.subarray(0, counts[j]!))),
     bandBins: bandBins.map((b) => b?.bins ?? null),
     fix: overflow ? new Uint32Array(0) : fix.subarray(0, fixed),
+    packed: overflow ? [] : run.packed.map((v) => v.subarray(0, fixed)),
     overflow,
     first: run.first,
   };
@@ -531,6 +546,11 @@ export interface TiesFixupRawArgs extends RawInputs {
   lambda: number;
   /** The (absolute, ascending) indices to compute, shared. */
   fix: Uint32Array;
+  /**
+   * Optional, shared: at the listed indices, the inputs' bf16 bits as tiesMergeBanded's `packed`
+   * (so the raw bytes need not be read again); without them they are read from `raw`.
+   */
+  packed?: Uint32Array[];
   /** Written at those indices: tiesMergeRaw's bf16 bytes. */
   outRaw: Uint8Array;
 }
@@ -538,45 +558,92 @@ export interface TiesFixupRawArgs extends RawInputs {
 /**
  * tiesMergeRaw (three bf16 models into bf16) at the listed indices only: the open elements of
  * tiesMergeBanded, once the thresholds are known. The listed indices must hold every entry equal to a
- * threshold key in the range, so the ties are counted in index order from `equalBefore`.
+ * threshold key in the range, so the ties are counted in index order from `equalBefore`. Per element,
+ * as tiesMergeRaw3Bf16 does it: keepTopKBits' test in the float domain (above the threshold's value, or
+ * equal to it within the quota; a NaN is never kept nor counted; 'all' keeps it), a dropped delta
+ * multiplied by 0, electedMean3 (a NaN result computed again from exactly zeroed deltas by
+ * tiesOneExact), floatToBf16. Returns, per model, the ties counted (`equalBefore` plus those among the
+ * listed elements; 0 for 'all' and 'none'). ties-banded-wasm.ts's tiesFixup runs it in WebAssembly
+ * when given `packed`.
  */
-export function tiesFixupRaw(args: TiesFixupRawArgs): void {
+export function tiesFixupRaw(args: TiesFixupRawArgs): number[] {
   const { keep, normalize, lambda, fix } = args;
   const [w0, w1, w2] = args.weights as [number, number, number];
-  const [hb, h0, h1, h2] = args.raw.map(
-    (r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1),
-  ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
   const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
   const table = bf16ToF32Table();
   const dens = divisorTable(w0, w1, w2);
-  // per model: 0 all, 1 none, 2 top-k with key / quota / ties seen
-  const mode = keep.map((k) => (k.kind === 'all' ? 0 : k.kind === 'none' ? 1 : 2));
-  const key = keep.map((k) => (k.kind === 'top' ? k.key : 0));
-  const quota = keep.map((k) => (k.kind === 'top' ? k.quota : 0));
-  const seen = keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0));
-  const d = new Float32Array(4);
-  const u = new Uint32Array(d.buffer);
-  for (let f = 0; f < fix.length; f++) {
-    const x = fix[f]!;
-    const b = table[hb[x]!]!;
-    d[0] = table[h0[x]!]! - b;
-    d[1] = table[h1[x]!]! - b;
-    d[2] = table[h2[x]!]! - b;
-    for (let j = 0; j < 3; j++) {
-      if (mode[j] === 0) continue;
-      if (mode[j] === 1) {
-        d[j] = 0;
-        continue;
-      }
-      // keepTopKBits' test
-      const k = u[j]! & 0x7fffffff;
-      const t = key[j]!;
-      const kept = k === t ? k <= 0x7f800000 && seen[j]!++ < quota[j]! : k > t && k <= 0x7f800000;
-      if (!kept) d[j] = 0;
+  const [t0, t1, t2] = keep.map(thresholdValue) as [number, number, number];
+  const [q0, q1, q2] = keep.map((k) => (k.kind === 'top' ? k.quota : 0)) as [number, number, number];
+  let [s0, s1, s2] = keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0)) as [number, number, number];
+  const [all0, all1, all2] = keep.map((k) => k.kind === 'all') as [boolean, boolean, boolean];
+  const merged = new Float32Array(Math.min(CHUNK, fix.length));
+  const mergedBits = new Uint32Array(merged.buffer);
+  const given = args.packed;
+  const scratch = given === undefined ? [0, 1].map(() => new Uint32Array(merged.length)) : null;
+  for (let a = 0; a < fix.length; a += CHUNK) {
+    const m = Math.min(fix.length, a + CHUNK) - a;
+    // this chunk's packed inputs, from index `at` on
+    const [p01, p23] = (scratch ?? given!) as [Uint32Array, Uint32Array];
+    let at = a;
+    if (scratch !== null) {
+      packOpen(args.raw, fix, a, m, p01, p23);
+      at = 0;
     }
-    d[3] = tiesOneExact(b, d[0]!, d[1]!, d[2]!, w0, w1, w2, dens, normalize, lambda);
-    const r = u[3]!;
-    outBits[x] = (r & 0x7fffffff) > 0x7f800000 ? (r >>> 16) | 0x0040 : (r + 0x7fff + ((r >>> 16) & 1)) >>> 16;
+    for (let i = 0; i < m; i++, at++) {
+      const x01 = p01[at]!;
+      const x23 = p23[at]!;
+      const b = table[x01 & 0xffff]!;
+      const d0 = Math.fround(table[x01 >>> 16]! - b);
+      const d1 = Math.fround(table[x23 & 0xffff]! - b);
+      const d2 = Math.fround(table[x23 >>> 16]! - b);
+      const e0 = Math.abs(d0);
+      const e1 = Math.abs(d1);
+      const e2 = Math.abs(d2);
+      // no branch on the (unpredictable) comparisons with the thresholds; ties with a threshold
+      // (rare): the first `quota` of them in index order
+      let k0 = +(e0 > t0);
+      let k1 = +(e1 > t1);
+      let k2 = +(e2 > t2);
+      if (e0 === t0) k0 = +(s0++ < q0);
+      if (e1 === t1) k1 = +(s1++ < q1);
+      if (e2 === t2) k2 = +(s2++ < q2);
+      // a dropped delta times 0 (tiesMergeRaw3Bf16's form): a NaN result is computed again exactly
+      const r = electedMean3(w0 * (d0 * k0), w1 * (d1 * k1), w2 * (d2 * k2), dens, normalize);
+      if (r !== r) {
+        const x0 = k0 || all0 ? d0 : 0;
+        const x1 = k1 || all1 ? d1 : 0;
+        const x2 = k2 || all2 ? d2 : 0;
+        merged[i] = tiesOneExact(b, x0, x1, x2, w0, w1, w2, dens, normalize, lambda);
+      } else merged[i] = b + (0 + lambda * r);
+    }
+    for (let i = 0; i < m; i++) {
+      const r = mergedBits[i]!;
+      outBits[fix[a + i]!] =
+        (r & 0x7fffffff) > 0x7f800000 ? (r >>> 16) | 0x0040 : (r + 0x7fff + ((r >>> 16) & 1)) >>> 16;
+    }
+  }
+  return [s0, s1, s2];
+}
+
+/** The inputs' bf16 bits at fix[a + i], for i < m, packed as tiesMergeBanded's `packed` at i. */
+function packOpen(
+  raw: Uint8Array[],
+  fix: Uint32Array,
+  a: number,
+  m: number,
+  p01: Uint32Array,
+  p23: Uint32Array,
+): void {
+  const [hb, h0, h1, h2] = raw.map((r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1)) as [
+    Uint16Array,
+    Uint16Array,
+    Uint16Array,
+    Uint16Array,
+  ];
+  for (let i = 0; i < m; i++) {
+    const x = fix[a + i]!;
+    p01[i] = hb[x]! | (h0[x]! << 16);
+    p23[i] = h1[x]! | (h2[x]! << 16);
   }
 }
 
@@ -591,7 +658,7 @@ function keyFloat(key: number): number {
  * values): 'all' and key -1 -> -1 (every non-NaN value is above), 'none' and NaN keys -> NaN (nothing
  * is above or equal), else the key's float. 'all' keeps NaN too: not covered here (see the caller).
  */
-function thresholdValue(k: TiesKeep): number {
+export function thresholdValue(k: TiesKeep): number {
   if (k.kind === 'all') return -1;
   if (k.kind === 'none' || k.key > 0x7f800000) return NaN;
   if (k.key < 0) return -1;
