@@ -38,7 +38,7 @@ import { GruCell, Linear, ParamStore } from './layers.js';
 import type { LayerPool, PathStep } from './layer-pool.js';
 import { Adam, clipGradNorm } from './optim.js';
 import { Rng } from './random.js';
-import { checkPreference, checkReward } from './reward.js';
+import { checkPreference, checkReward, checkScores } from './reward.js';
 import { resolvePolicySettings } from './settings.js';
 import type { PolicySettings, PolicySettingsInput } from './settings.js';
 
@@ -56,7 +56,8 @@ export interface Episode {
   readonly values: Float64Array;
   /**
    * actorFollowCritic > 0, exploring: per step, the critic's best look-ahead action over every valid
-   * action [T] (the auxiliary actor loss's target); absent otherwise.
+   * action (the auxiliary actor loss's target): [T] for followTarget 'preference' (best for w), [T, K]
+   * for 'objective' (row t: the best for each objective alone); absent otherwise.
    */
   readonly followActions?: Int32Array;
 }
@@ -299,7 +300,16 @@ export class PathPolicy {
 
   /** The Gaussian mean; reads the state detached, so the encoder learns from the critic only. */
   actorMean(u: Tensor, prefs: Tensor): Tensor {
-    const out = this.actorOut.forward(tanh(this.actorHidden.forward(detach(u))));
+    return this.meanOf(this.actorOutputs(u), prefs);
+  }
+
+  /** The actor's last layer: [B, D] (one mean) or [B, K * D] (preferenceActor: one mean per objective). */
+  private actorOutputs(u: Tensor): Tensor {
+    return this.actorOut.forward(tanh(this.actorHidden.forward(detach(u))));
+  }
+
+  /** The Gaussian mean from actorOutputs: itself, or w . m(S) with preferenceActor. */
+  private meanOf(out: Tensor, prefs: Tensor): Tensor {
     const K = this.meanOutputs;
     if (K === 1) return out;
     // preferenceActor: one mean per objective, weighted by w -> [B, D].
@@ -317,8 +327,16 @@ export class PathPolicy {
    * Wolpertinger argmax is the argmax of pathValue(S') at every step, the last included.
    */
   pathValue(u: Tensor, prefs: Tensor): Tensor {
-    const v = this.criticOut.forward(tanh(this.criticHidden.forward(u)));
-    // preferenceCritic: one value per objective, weighted by w -> [B, 1].
+    return this.valueOf(this.criticValues(u), prefs);
+  }
+
+  /** The critic's last layer: [B, 1], or [B, K] with preferenceCritic (u(S), one value per objective). */
+  private criticValues(u: Tensor): Tensor {
+    return this.criticOut.forward(tanh(this.criticHidden.forward(u)));
+  }
+
+  /** The path value from criticValues: itself, or w . u(S) with preferenceCritic -> [B, 1]. */
+  private valueOf(v: Tensor, prefs: Tensor): Tensor {
     return this.valueOutputs === 1 ? v : sumCols(mul(v, prefs));
   }
 
@@ -563,6 +581,22 @@ export class PathPolicy {
    * Path values of n states from the critic's hidden activations; with preferenceCritic, row i's
    * outputs are weighted by the preference of its episode rowsB[i] (W is [B, K]).
    */
+  /** The critic's per-objective path values u(S) of `n` rows of hidden activations (preferenceCritic) -> [n, K]. */
+  private criticObjectiveValues(hid: Float64Array, n: number): Float64Array {
+    const M = this.criticOut.inFeatures;
+    const O = this.valueOutputs;
+    const wv = this.criticOut.weight.data;
+    const bv = this.criticOut.bias.data;
+    const u = new Float64Array(n * O);
+    for (let i = 0; i < n; i++)
+      for (let o = 0; o < O; o++) {
+        let acc = bv[o] as number;
+        for (let j = 0; j < M; j++) acc += (hid[i * M + j] as number) * (wv[j * O + o] as number);
+        u[i * O + o] = acc;
+      }
+    return u;
+  }
+
   private criticOutput(
     hid: Float64Array,
     n: number,
@@ -606,7 +640,11 @@ export class PathPolicy {
     const logProbs = Array.from({ length: B }, () => new Float64Array(T));
     const values = Array.from({ length: B }, () => new Float64Array(T));
     const follow = mode === 'explore' && s.actorFollowCritic > 0;
-    const followActions = follow ? Array.from({ length: B }, () => new Int32Array(T)) : null;
+    const perObjective = follow && s.followTarget === 'objective';
+    const K = s.objectives;
+    const followActions = follow
+      ? Array.from({ length: B }, () => new Int32Array(perObjective ? T * K : T))
+      : null;
     const tables = noGrad(() => this.inferenceTables(W, B));
     const eps = this.epsilonNow();
     const gi = tables.giTable;
@@ -755,12 +793,10 @@ export class PathPolicy {
           }
         }
       }
-      const vc = this.criticOutput(
-        this.headHidden(tables.critic, hc, n, t + 1, rowsB, rowsA, criticBuffer),
-        n,
-        W,
-        rowsB,
-      );
+      const criticHid = this.headHidden(tables.critic, hc, n, t + 1, rowsB, rowsA, criticBuffer);
+      const vc = this.criticOutput(criticHid, n, W, rowsB);
+      // followTarget 'objective': u_k(S') of every row, [n, K]
+      const uc = perObjective ? this.criticObjectiveValues(criticHid, n) : null;
       const nextH = new Float64Array(B * H);
       const nextPv = new Float64Array(B);
       const nextState = new Int32Array(B);
@@ -772,7 +808,15 @@ export class PathPolicy {
         let bestI = 0;
         for (let i = 1; i < nNear; i++)
           if ((vc[rb[i] as number] as number) > (vc[rb[bestI] as number] as number)) bestI = i;
-        if (followActions !== null) {
+        if (followActions !== null && uc !== null) {
+          for (let k = 0; k < K; k++) {
+            let f = 0;
+            for (let i = 1; i < c.length; i++)
+              if ((uc[(rb[i] as number) * K + k] as number) > (uc[(rb[f] as number) * K + k] as number))
+                f = i;
+            (followActions[b] as Int32Array)[t * K + k] = c[f] as number;
+          }
+        } else if (followActions !== null) {
           let f = bestI;
           for (let i = nNear; i < c.length; i++)
             if ((vc[rb[i] as number] as number) > (vc[rb[f] as number] as number)) f = i;
@@ -853,8 +897,15 @@ export class PathPolicy {
     return { adv, ret };
   }
 
-  /** PPO over `episodes` with their episode rewards: epochs x minibatches, Adam, gradient clipping. */
-  update(episodes: readonly Episode[], rewards: readonly number[]): UpdateStats {
+  /**
+   * PPO over `episodes` with their episode rewards: epochs x minibatches, Adam, gradient clipping.
+   * `scores` (per episode, one per objective) feed objectiveValueCoef's loss; without them it is off.
+   */
+  update(
+    episodes: readonly Episode[],
+    rewards: readonly number[],
+    scores?: readonly (readonly number[])[],
+  ): UpdateStats {
     const s = this.settings;
     if (episodes.length === 0)
       throw new InvalidArgumentError('no episodes to learn from', { field: 'episodes' });
@@ -863,6 +914,13 @@ export class PathPolicy {
         field: 'rewards',
       });
     rewards.forEach((r, i) => checkReward(r, `rewards[${i}]`));
+    if (scores !== undefined) {
+      if (scores.length !== episodes.length)
+        throw new InvalidArgumentError(`${scores.length} score lists for ${episodes.length} episodes`, {
+          field: 'scores',
+        });
+      scores.forEach((sc, i) => checkScores(sc, s.objectives, `scores[${i}]`));
+    }
     const T = s.tMax;
     for (const e of episodes) {
       if (e.actions.length !== T)
@@ -888,6 +946,7 @@ export class PathPolicy {
           idx.map((i) => normAdv[i] as Float64Array),
           idx.map((i) => (gae[i] as { ret: Float64Array }).ret),
           idx.map((i) => rewards[i] as number),
+          scores === undefined ? null : idx.map((i) => scores[i] as readonly number[]),
         );
         this.optimizer.lr = s.lr * this.learningRateScale;
         this.actorOptimizer.lr = s.actorLr * this.learningRateScale;
@@ -950,6 +1009,7 @@ export class PathPolicy {
     adv: readonly Float64Array[],
     ret: readonly Float64Array[],
     episodeRewards: readonly number[],
+    episodeScores: readonly (readonly number[])[] | null,
   ): { loss: Tensor; stats: Omit<UpdateStats, 'steps' | 'gradNorm'> } {
     const s = this.settings;
     const E = eps.length;
@@ -969,6 +1029,8 @@ export class PathPolicy {
     const followW =
       s.actorFollowCritic > 0 && eps.every((e) => e.followActions !== undefined) ? s.actorFollowCritic : 0;
     const follows: Tensor[] = [];
+    // u(S_0..S_T) per objective, for objectiveValueCoef's loss
+    const objVals: Tensor[] = [];
     for (let t = 0; t < T; t++) {
       const u = this.headInput(h, t, W, lastOf(t));
       const protoT = new Float64Array(E * D);
@@ -978,9 +1040,21 @@ export class PathPolicy {
         A[t * E + b] = (adv[b] as Float64Array)[t] as number;
         R[t * E + b] = ((ret[b] as Float64Array)[t] as number) / this.valueScale(t);
       });
-      const mu = this.actorMean(u, W);
+      const out = this.actorOutputs(u);
+      const mu = this.meanOf(out, W);
       logps.push(gaussianLogProb(new Tensor(protoT, E, D), mu, this.logStd));
-      if (followW > 0) {
+      if (followW > 0 && s.followTarget === 'objective') {
+        // each objective's mean m_k(S_t) towards the action best for objective k: [E, K * D]
+        const K = s.objectives;
+        const target = new Float64Array(E * K * D);
+        eps.forEach((e, b) => {
+          for (let k = 0; k < K; k++) {
+            const a = (e.followActions as Int32Array)[t * K + k] as number;
+            target.set(this.pool.embeddings.subarray(a * D, (a + 1) * D), (b * K + k) * D);
+          }
+        });
+        follows.push(sub(out, new Tensor(target, E, K * D)));
+      } else if (followW > 0) {
         const target = new Float64Array(E * D);
         eps.forEach((e, b) => {
           const a = (e.followActions as Int32Array)[t] as number;
@@ -988,10 +1062,14 @@ export class PathPolicy {
         });
         follows.push(sub(mu, new Tensor(target, E, D)));
       }
-      vals.push(this.pathValue(u, W));
+      const v = this.criticValues(u);
+      vals.push(this.valueOf(v, W));
+      objVals.push(v);
       h = this.gru.forward(this.stepInput(eps.map((e) => e.actions[t] as number)), h);
     }
-    vals.push(this.pathValue(this.headInput(h, T, W, lastOf(T)), W));
+    const vT = this.criticValues(this.headInput(h, T, W, lastOf(T)));
+    vals.push(this.valueOf(vT, W));
+    objVals.push(vT);
     eps.forEach((_, b) => (R[T * E + b] = episodeRewards[b] as number));
     const logp = concatRows(logps);
     const At = new Tensor(A, E * T, 1);
@@ -1009,6 +1087,19 @@ export class PathPolicy {
     let loss = add(add(policyLoss, scale(valueLoss, s.valueCoef)), scale(entropy, -s.entropyCoef));
     // mean over the E*T*D entries times D: the squared distance summed over the embedding, per step.
     if (followW > 0) loss = add(loss, scale(mean(square(concatRows(follows))), followW * D));
+    if (s.objectiveValueCoef > 0 && episodeScores !== null) {
+      // u_k(S_t) -> score_k - beta x length at every state (a Monte-Carlo target, as R is at S_T)
+      const K = s.objectives;
+      const target = new Float64Array((T + 1) * E * K);
+      for (let t = 0; t <= T; t++)
+        eps.forEach((e, b) => {
+          const penalty = s.reward.beta * e.path.length;
+          for (let k = 0; k < K; k++)
+            target[(t * E + b) * K + k] = ((episodeScores[b] as readonly number[])[k] as number) - penalty;
+        });
+      const objectiveLoss = mean(square(sub(concatRows(objVals), new Tensor(target, (T + 1) * E, K))));
+      loss = add(loss, scale(objectiveLoss, s.objectiveValueCoef));
+    }
     let kl = 0;
     let clippedCount = 0;
     for (let i = 0; i < E * T; i++) {
@@ -1039,14 +1130,21 @@ export class PathPolicy {
 
   /**
    * Actor and critic on S_t given its parts: h [B, H], the step t per row, the last action per row
-   * (pool.size for none, at t = 0) and, amortised, the preference per row ([B, K]).
+   * (pool.size for none, at t = 0) and, amortised, the preference per row ([B, K]). With
+   * preferenceActor / preferenceCritic also the per-objective means m(S) [B, K * D] and values u(S)
+   * [B, K] that mean and pathValue weight by w.
    */
   heads(
     hidden: Float64Array,
     positions: ArrayLike<number>,
     lastActions: ArrayLike<number>,
     preferences?: Float64Array,
-  ): { mean: Float64Array; pathValue: Float64Array } {
+  ): {
+    mean: Float64Array;
+    pathValue: Float64Array;
+    objectiveMeans?: Float64Array;
+    objectiveValues?: Float64Array;
+  } {
     const H = this.settings.gruHidden;
     const K = this.settings.objectives;
     const B = positions.length;
@@ -1058,7 +1156,14 @@ export class PathPolicy {
     const W = new Tensor(preferences ?? new Float64Array(B * K), B, K);
     return noGrad(() => {
       const u = this.headInput(new Tensor(hidden, B, H), positions, W, lastActions);
-      return { mean: this.actorMean(u, W).data, pathValue: this.pathValue(u, W).data };
+      const out = this.actorOutputs(u);
+      const v = this.criticValues(u);
+      return {
+        mean: this.meanOf(out, W).data,
+        pathValue: this.valueOf(v, W).data,
+        ...(this.meanOutputs > 1 ? { objectiveMeans: out.data } : {}),
+        ...(this.valueOutputs > 1 ? { objectiveValues: v.data } : {}),
+      };
     });
   }
 

@@ -48,7 +48,7 @@ describe('policy save / load (safetensors)', () => {
     expect(header['actor.log_std']?.dtype).toBe('F64');
   });
 
-  it('loads an amortised policy saved before preferenceActor / epsilonScope existed with them off', () => {
+  it('loads an amortised policy saved before preferenceActor / epsilonScope / followTarget / objectiveValueCoef existed with them off', () => {
     const policy = new PathPolicy(syntheticPool(2, 3, new Rng(2)), {
       tMax: 3,
       objectives: 2,
@@ -60,7 +60,7 @@ describe('policy save / load (safetensors)', () => {
       seed: 3,
     });
     const bytes = savePolicy(policy);
-    // Rewrite the header as an older version wrote it: settings without the two fields.
+    // Rewrite the header as an older version wrote it: settings without the four fields.
     const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
     const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as {
       __metadata__: Record<string, string>;
@@ -68,6 +68,8 @@ describe('policy save / load (safetensors)', () => {
     const settings = JSON.parse(header.__metadata__['settings']!) as Record<string, unknown>;
     delete settings['preferenceActor'];
     delete settings['epsilonScope'];
+    delete settings['followTarget'];
+    delete settings['objectiveValueCoef'];
     header.__metadata__['settings'] = JSON.stringify(settings);
     const json = new TextEncoder().encode(JSON.stringify(header));
     const old = new Uint8Array(8 + json.length + (bytes.length - 8 - n));
@@ -77,6 +79,8 @@ describe('policy save / load (safetensors)', () => {
     const loaded = loadPolicy(old);
     expect(loaded.settings.preferenceActor).toBe(false);
     expect(loaded.settings.epsilonScope).toBe('candidates');
+    expect(loaded.settings.followTarget).toBe('preference');
+    expect(loaded.settings.objectiveValueCoef).toBe(0);
     expect(loaded.initialOutputs([0.4, 0.6])).toEqual(policy.initialOutputs([0.4, 0.6]));
   });
 

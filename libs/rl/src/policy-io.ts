@@ -56,11 +56,14 @@ export function loadPolicy(bytes: Uint8Array, name = 'policy.safetensors'): Path
   } catch (error) {
     throw new InvalidArgumentError(`${name}: settings or pool metadata is not JSON`, { file: name }, error);
   }
-  // Settings saved before preferenceActor / epsilonScope existed meant them off, whatever today's
-  // amortised defaults say (the actor's last layer has one mean's outputs).
+  // Settings saved before preferenceActor / epsilonScope / followTarget / objectiveValueCoef existed
+  // meant them off, whatever today's amortised defaults say (the actor's last layer has one mean's
+  // outputs).
   const policy = new PathPolicy(new LayerPool(models), {
     preferenceActor: false,
     epsilonScope: 'candidates',
+    followTarget: 'preference',
+    objectiveValueCoef: 0,
     ...settings,
   });
   const seen = Number(header.metadata['episodesSeen'] ?? 0);

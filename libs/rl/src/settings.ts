@@ -44,6 +44,13 @@ export interface PolicySettings {
    * fixed target, recorded with the episode). 0: off (no whole-pool look-ahead, the method's PPO loss).
    */
   readonly actorFollowCritic: number;
+  /**
+   * What the follow-the-critic loss pulls towards (amortised with preferenceActor and preferenceCritic):
+   * 'preference', the mean w . m(S) towards the action best for w (the critic's w . u); 'objective', each
+   * objective's own mean m_k(S) towards the action best for objective k alone (argmax of u_k), so
+   * m_k learns "where objective k goes next" whatever w is, and w . m(S) blends those.
+   */
+  readonly followTarget: 'preference' | 'objective';
   /** Probability of a random pick among the M' candidates instead of the critic's best (after the decay). */
   readonly epsilon: number;
   /**
@@ -77,6 +84,14 @@ export interface PolicySettings {
   readonly valueCoef: number;
   /** c2: entropy-bonus weight. */
   readonly entropyCoef: number;
+  /**
+   * Weight of an auxiliary critic loss (amortised, preferenceCritic, weighted-sum reward): each
+   * objective's path value u_k(S_t) regressed on that objective's score minus beta x length, at every
+   * step of every episode reported with its scores, whatever the episode's w (w . u is then the
+   * weighted-sum reward, as the scalar value loss asks). Every episode teaches every objective's value,
+   * not only the weighted sum its preference saw. 0: off (the scalar value loss only).
+   */
+  readonly objectiveValueCoef: number;
   /** Adam learning rate of the critic and the state encoder (GRU, embeddings). */
   readonly lr: number;
   /** Adam learning rate of the actor head and its log-std (the actor reads the encoder's state detached). */
@@ -109,6 +124,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   mPrime: 8,
   poolLookAheadShare: 0,
   actorFollowCritic: 0,
+  followTarget: 'preference',
   epsilon: 0.1,
   epsilonScope: 'candidates',
   epsilonStart: 0.5,
@@ -122,6 +138,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   clip: 0.2,
   valueCoef: 0.5,
   entropyCoef: 0.001,
+  objectiveValueCoef: 0,
   lr: 3e-3,
   actorLr: 1e-3,
   dualClip: 3,
@@ -136,15 +153,20 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
 
 /**
  * What an amortised policy (amortised: true) gets where its input is silent: the preference in the
- * critic's and the actor's last layers, epsilon steps over the whole pool, the actor following the
- * critic, and the log-std floor. Without them the amortised acceptance problem got 0-1 of 5 unseen
- * preferences right; with them 5, 5, 5, 4, 3 on seeds 0-4 (docs/benchmarks.md, Path policy).
+ * critic's and the actor's last layers, epsilon steps over the whole pool, each objective's mean
+ * following the critic's best action for that objective, each objective's value learnt from its own
+ * score, and the log-std floor. Without them the amortised acceptance problem got 0-1 of 5 unseen
+ * preferences right (docs/benchmarks.md, Path policy, for the steps in between and the seeds).
+ * followTarget and objectiveValueCoef fall back to off where the rest of the settings cannot have
+ * them (resolvePolicySettings).
  */
 export const AMORTISED_POLICY_DEFAULTS: Partial<PolicySettings> = Object.freeze({
   preferenceCritic: true,
   preferenceActor: true,
   epsilonScope: 'pool',
-  actorFollowCritic: 0.05,
+  actorFollowCritic: 0.2,
+  followTarget: 'objective',
+  objectiveValueCoef: 1,
   minLogStd: Math.log(0.5),
 });
 
@@ -162,12 +184,24 @@ function inRange(v: number, lo: number, hi: number, field: string): void {
 
 /** Defaults filled in (an amortised policy's own first) and every field checked; throws InvalidArgumentError naming the field. */
 export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySettings {
-  const s: PolicySettings = {
+  let s: PolicySettings = {
     ...DEFAULT_POLICY_SETTINGS,
     ...(input.amortised === true ? AMORTISED_POLICY_DEFAULTS : {}),
     ...input,
     reward: { ...DEFAULT_POLICY_SETTINGS.reward, ...input.reward },
   };
+  // The amortised defaults' per-objective parts need one mean / one value per objective (and a
+  // weighted-sum reward for the values): where the input turned those off, the defaults step back
+  // (an explicit request for them is checked below).
+  const perObjectiveMeans = s.amortised && s.preferenceActor && s.preferenceCritic;
+  if (input.followTarget === undefined && s.followTarget === 'objective' && !perObjectiveMeans)
+    s = { ...s, followTarget: 'preference' };
+  if (
+    input.objectiveValueCoef === undefined &&
+    s.objectiveValueCoef > 0 &&
+    !(s.amortised && s.preferenceCritic && s.reward.scalarisation === 'weighted-sum')
+  )
+    s = { ...s, objectiveValueCoef: 0 };
   positiveInt(s.tMax, 'tMax');
   positiveInt(s.objectives, 'objectives');
   positiveInt(s.gruHidden, 'gruHidden');
@@ -192,6 +226,7 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
   inRange(s.clip, 1e-6, 1, 'clip');
   inRange(s.valueCoef, 0, 1e6, 'valueCoef');
   inRange(s.entropyCoef, 0, 1e6, 'entropyCoef');
+  inRange(s.objectiveValueCoef, 0, 1e6, 'objectiveValueCoef');
   inRange(s.lr, 1e-12, 10, 'lr');
   inRange(s.actorLr, 1e-12, 10, 'actorLr');
   inRange(s.dualClip, 1, 1e6, 'dualClip');
@@ -230,6 +265,25 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
     throw new InvalidArgumentError('preferenceCritic must be a boolean', { field: 'preferenceCritic' });
   if (s.epsilonScope !== 'candidates' && s.epsilonScope !== 'pool')
     throw new InvalidArgumentError('epsilonScope must be candidates or pool', { field: 'epsilonScope' });
+  if (s.followTarget !== 'preference' && s.followTarget !== 'objective')
+    throw new InvalidArgumentError('followTarget must be preference or objective', { field: 'followTarget' });
+  if (
+    s.followTarget === 'objective' &&
+    s.actorFollowCritic > 0 &&
+    !(s.amortised && s.preferenceActor && s.preferenceCritic)
+  )
+    throw new InvalidArgumentError(
+      "followTarget 'objective' needs amortised, preferenceActor and preferenceCritic (one mean and one value per objective)",
+      { field: 'followTarget' },
+    );
+  if (
+    s.objectiveValueCoef > 0 &&
+    !(s.amortised && s.preferenceCritic && s.reward.scalarisation === 'weighted-sum')
+  )
+    throw new InvalidArgumentError(
+      'objectiveValueCoef needs amortised, preferenceCritic and the weighted-sum reward (one value per objective that w weights)',
+      { field: 'objectiveValueCoef' },
+    );
   if (s.logProbAt !== 'proto' && s.logProbAt !== 'action')
     throw new InvalidArgumentError(`logProbAt must be proto or action`, { field: 'logProbAt' });
   if (!Number.isSafeInteger(s.seed))

@@ -185,6 +185,31 @@ describe('amortised defaults, the per-objective actor and epsilon over the pool'
       actorFollowCritic: 0,
     });
     expect(single.meanOutputs).toBe(1);
+    expect(single.settings).toMatchObject({ followTarget: 'preference', objectiveValueCoef: 0 });
+    // the per-objective defaults step back where the input turned off what they need...
+    const oneMean = new PathPolicy(pool, { tMax: 2, objectives: 2, amortised: true, preferenceActor: false });
+    expect(oneMean.settings).toMatchObject({ followTarget: 'preference', objectiveValueCoef: 1 });
+    const tchebycheff = new PathPolicy(pool, {
+      tMax: 2,
+      objectives: 2,
+      amortised: true,
+      reward: { scalarisation: 'tchebycheff', beta: 0.01 },
+    });
+    expect(tchebycheff.settings).toMatchObject({ followTarget: 'objective', objectiveValueCoef: 0 });
+    // ...but asking for them there is an error naming the field
+    for (const [input, field] of [
+      [{ preferenceActor: false, followTarget: 'objective' }, 'followTarget'],
+      [{ reward: { scalarisation: 'tchebycheff', beta: 0.01 }, objectiveValueCoef: 1 }, 'objectiveValueCoef'],
+    ] as const) {
+      let error: unknown;
+      try {
+        new PathPolicy(pool, { tMax: 2, objectives: 2, amortised: true, ...input });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).details).toMatchObject({ field });
+    }
     expect(() => new PathPolicy(pool, { epsilonScope: 'all' as 'pool' })).toThrow(InvalidArgumentError);
     expect(() => new PathPolicy(pool, { preferenceActor: 1 as unknown as boolean })).toThrow(
       InvalidArgumentError,
@@ -324,6 +349,126 @@ describe('actor follows the critic', () => {
     policy.update(episodes, [0.5, 0.2, 0.9, 0.1]);
     expect(dist()).toBeLessThan(before);
     expect(() => new PathPolicy(pool, { actorFollowCritic: -1 })).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("actor follows the critic, per objective (followTarget 'objective')", () => {
+  it("records each objective's best action by its own value u_k, and the loss pulls each m_k to it", () => {
+    const K = 2;
+    const policy = new PathPolicy(pool, {
+      tMax: 3,
+      seed: 11,
+      gruHidden: 8,
+      headHidden: 8,
+      mPrime: 2,
+      objectives: K,
+      amortised: true,
+      actorFollowCritic: 100,
+      followTarget: 'objective',
+    });
+    const A = pool.size;
+    const D = pool.embeddingDim;
+    const H = policy.settings.gruHidden;
+    const w = [0.6, 0.4];
+    const episodes = policy.propose([w, w, w, w], 'explore');
+    // u_k of S' = (S_t, a) for every action a, with the episode's w in the state: [A, K]
+    const objectiveLookAhead = (h: Float64Array, t: number): Float64Array => {
+      const acts = Array.from({ length: A }, (_, a) => a);
+      const hs = new Float64Array(A * H);
+      for (let a = 0; a < A; a++) hs.set(h, a * H);
+      const prefs = new Float64Array(A * K);
+      for (let a = 0; a < A; a++) prefs.set(w, a * K);
+      return policy.heads(
+        policy.encodeStep(hs, acts),
+        acts.map(() => t + 1),
+        acts,
+        prefs,
+      ).objectiveValues!;
+    };
+    let differ = 0;
+    for (const e of episodes) {
+      expect(e.followActions).toHaveLength(3 * K);
+      let h: Float64Array = new Float64Array(H);
+      for (let t = 0; t < 3; t++) {
+        const u = objectiveLookAhead(h, t);
+        for (let k = 0; k < K; k++) {
+          const f = e.followActions![t * K + k]!;
+          for (let a = 0; a < A; a++) expect(u[f * K + k]!).toBeGreaterThanOrEqual(u[a * K + k]! - 1e-12);
+        }
+        if (e.followActions![t * K] !== e.followActions![t * K + 1]) differ++;
+        h = policy.encodeStep(h, [e.actions[t]!]);
+      }
+    }
+    // the two objectives' targets are not all the same action (else this test could not tell them apart)
+    expect(differ).toBeGreaterThan(0);
+    // Every episode starts in S_0 with the same w: one target per objective for step 0, and the update
+    // moves each objective's own mean m_k(S_0) towards its target.
+    const targets = Array.from({ length: K }, (_, k) => episodes[0]!.followActions![k]!);
+    const dist = (): number[] => {
+      const m = policy.heads(new Float64Array(H), [0], [A], Float64Array.from(w)).objectiveMeans!;
+      return targets.map((f, k) => {
+        let d = 0;
+        for (let j = 0; j < D; j++) d += (m[k * D + j]! - pool.embeddings[f * D + j]!) ** 2;
+        return d;
+      });
+    };
+    const before = dist();
+    policy.update(episodes, [0.5, 0.2, 0.9, 0.1]);
+    const after = dist();
+    for (let k = 0; k < K; k++) expect(after[k]!).toBeLessThan(before[k]!);
+    expect(
+      () => new PathPolicy(pool, { actorFollowCritic: 1, followTarget: 'objective', amortised: false }),
+    ).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('per-objective values learnt from the scores (objectiveValueCoef)', () => {
+  it('moves each u_k(S_0) towards its score minus beta x length, only when the scores are given', () => {
+    const make = () =>
+      new PathPolicy(pool, {
+        tMax: 3,
+        seed: 12,
+        gruHidden: 8,
+        headHidden: 8,
+        objectives: 2,
+        amortised: true,
+        objectiveValueCoef: 10,
+        valueCoef: 0,
+        reward: { scalarisation: 'weighted-sum', beta: 0.01 },
+      });
+    const w = [0.5, 0.5];
+    const u0 = (p: PathPolicy) =>
+      p.heads(new Float64Array(p.settings.gruHidden), [0], [pool.size], Float64Array.from(w))
+        .objectiveValues!;
+    // objective 0 always scores 1, objective 1 always 0: targets 1 - 0.03 and -0.03
+    const targets = [1 - 0.03, -0.03];
+    const withScores = make();
+    const before = u0(withScores);
+    for (let i = 0; i < 5; i++) {
+      const eps = withScores.propose([w, w, w, w]);
+      withScores.update(
+        eps,
+        eps.map(() => 0.5 - 0.03),
+        eps.map(() => [1, 0]),
+      );
+    }
+    const after = u0(withScores);
+    for (let k = 0; k < 2; k++)
+      expect(Math.abs(after[k]! - targets[k]!)).toBeLessThan(Math.abs(before[k]! - targets[k]!));
+    // without scores (valueCoef 0) nothing trains the critic's outputs
+    const withoutScores = make();
+    for (let i = 0; i < 2; i++) {
+      const eps = withoutScores.propose([w, w]);
+      withoutScores.update(
+        eps,
+        eps.map(() => 0.47),
+      );
+    }
+    expect(u0(withoutScores)).toEqual(before);
+    const eps = withScores.propose([w]);
+    expect(() => withScores.update(eps, [0.4], [[1]])).toThrow(InvalidArgumentError);
+    expect(() => withScores.update(eps, [0.4], [[1, Number.NaN]])).toThrow(InvalidArgumentError);
+    expect(() => withScores.update(eps, [0.4], [])).toThrow(InvalidArgumentError);
   });
 });
 

@@ -67,7 +67,7 @@ export async function trainPolicy(
       episodeReward(scores[i] ?? [], e.preference, e.path.length, policy.settings.reward),
     );
     if (options.annealLearningRates === true) policy.learningRateScale = 1 - done / options.episodes;
-    const stats = policy.update(episodes, rewards);
+    const stats = policy.update(episodes, rewards, scores);
     done += n;
     update++;
     const progress: TrainProgress = {

@@ -113,7 +113,15 @@ export interface ProposedPath {
 /** A path policy: proposes paths for preferences, learns from their episode rewards (PPO). */
 export interface PathPolicyHandle {
   propose(preferences: readonly (readonly number[])[]): Promise<ProposedPath[]>;
-  learn(episodes: readonly number[], rewards: readonly number[]): Promise<void>;
+  /**
+   * The episodes' rewards and the objective scores they came from (per episode, one per objective:
+   * an amortised policy learns each objective's value from them, @hm3/rl objectiveValueCoef).
+   */
+  learn(
+    episodes: readonly number[],
+    rewards: readonly number[],
+    scores: readonly (readonly number[])[],
+  ): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -226,16 +226,18 @@ async function policyRounds(ctx: SearchContext, runs: readonly PolicyRun[]): Pro
       const scored = await ctx.scoreMany(items(proposals, 'policy'));
       const episodes = runs.map(() => [] as number[]);
       const rewards = runs.map(() => [] as number[]);
+      const scores = runs.map(() => [] as (readonly number[])[]);
       scored.forEach((c, i) => {
         if (!c) return;
         const { r, m, steps, episode } = proposals[i]!;
         const reward = ctx.reward(c.search, runs[r]!.members[m]!.w, steps.length);
         episodes[r]!.push(episode!);
         rewards[r]!.push(reward);
+        scores[r]!.push(c.search);
         remember(incumbents[r]![m]!, { steps, reward });
       });
       const learning = runs.map((run, r) =>
-        episodes[r]!.length > 0 ? run.policy.learn(episodes[r]!, rewards[r]!) : Promise.resolve(),
+        episodes[r]!.length > 0 ? run.policy.learn(episodes[r]!, rewards[r]!, scores[r]!) : Promise.resolve(),
       );
       const neighbours: Slot[] = [];
       if (scored.every((c) => c !== undefined))

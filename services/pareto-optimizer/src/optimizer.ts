@@ -275,7 +275,7 @@ export class ParetoOptimizer {
         catalog: o.catalog,
         merge: new KafkaMergePort(ctx, spec.base, spec.experts),
         evaluate: new KafkaEvaluatePort(ctx, spec.objectives, evaluationTimeoutMs),
-        policy: new GrpcPolicyPort(o.policy, o.journal, searchId),
+        policy: new GrpcPolicyPort(o.policy, o.journal, searchId, names),
         store: scopedStore(o.store, searchId),
         signal: controller.signal,
         concurrency: o.concurrency ?? 32,

@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Hm3Error } from '@hm3/errors';
 import { eventRecordHeaders, type EventBus } from '@hm3/events';
-import { events, TOPICS, type common, type policy } from '@hm3/proto';
+import { common, events, TOPICS, type policy } from '@hm3/proto';
 import {
   GroupCommit,
   type EvaluatePort,
@@ -310,6 +310,8 @@ export class GrpcPolicyPort implements PolicyPort {
     private readonly client: PolicyClient,
     private readonly journal: Journal,
     private readonly searchId: string,
+    /** The search's objective names, in score order (the reported scores' Score.objective). */
+    private readonly objectiveNames: readonly string[] = [],
   ) {}
 
   async create(spec: PolicyCreateSpec): Promise<PathPolicyHandle> {
@@ -344,6 +346,11 @@ export class GrpcPolicyPort implements PolicyPort {
     const client = this.client;
     const journal = this.journal;
     const prefix = `${this.searchId}:policy:${id}`;
+    // With a weighted-sum reward the service, given the scores, scalarises them to the same reward as
+    // the search (sum_k w_k f_k - length penalty x T) and learns each objective's value from them; a
+    // Tchebycheff reward needs z*, which the service is not given: the search's reward is sent alone.
+    const sendScores = s.rewardScalarization !== 'tchebycheff';
+    const names = this.objectiveNames;
     const episodes = new Map<number, string>();
     let proposals = 0;
     let reports = 0;
@@ -386,12 +393,24 @@ export class GrpcPolicyPort implements PolicyPort {
           return { episode, preference: p.preference, steps: p.steps };
         });
       },
-      async learn(ids, rewards) {
+      async learn(ids, rewards, scores) {
         const key = `${prefix}:learn:${reports++}`;
         if ((await journal.get(key)) !== undefined) return;
         const { accepted } = await client.reportRewards({
           policyId: id,
-          rewards: ids.map((e, i) => ({ episodeId: episodes.get(e) ?? '', scores: [], reward: rewards[i]! })),
+          rewards: ids.map((e, i) => ({
+            episodeId: episodes.get(e) ?? '',
+            scores: sendScores
+              ? (scores[i] ?? []).map((value, k) => ({
+                  objective: names[k] ?? '',
+                  metric: '',
+                  split: common.Split.SEARCH,
+                  value,
+                  exampleCount: 0,
+                }))
+              : [],
+            reward: rewards[i]!,
+          })),
         });
         // Episodes of a previous rl-policy process are unknown to a restarted one: nothing to train on.
         if (accepted > 0)

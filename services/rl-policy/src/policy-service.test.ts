@@ -66,6 +66,33 @@ describe('PolicyServiceCore', () => {
     expect((await restarted.proposePaths(id, [0.5, 0.5], 1, true))[0]!.path).toEqual(greedyBefore[0]!.path);
   });
 
+  it("learns each objective's value from reported scores (an amortised policy's objectiveValueCoef)", async () => {
+    // Two policies of the same spec and seed propose the same episodes; one is told the scores, the
+    // other only the reward those scores make: the same reward, but the first also fits u_k.
+    const trained: Uint8Array[] = [];
+    for (const [name, withScores] of [
+      ['scores', true],
+      ['reward-only', false],
+      ['reward-only-again', false],
+    ] as const) {
+      const core = new PolicyServiceCore({ policies: store.policies, artifacts });
+      const id = await core.createPolicy(name, spec);
+      const proposed = await core.proposePaths(id, [0.3, 0.7], 4);
+      await core.reportRewards(
+        id,
+        proposed.map((p, i) => {
+          const scores = [i / 4, 1 - i / 4];
+          const reward = 0.3 * scores[0]! + 0.7 * scores[1]! - 0.01 * 4;
+          return withScores ? { episodeId: p.episodeId, scores } : { episodeId: p.episodeId, reward };
+        }),
+      );
+      for await (const e of core.train(id, 1)) void e;
+      trained.push(await core.exportPolicy(id));
+    }
+    expect(Array.from(trained[2]!)).toEqual(Array.from(trained[1]!));
+    expect(Array.from(trained[0]!)).not.toEqual(Array.from(trained[1]!));
+  });
+
   it('maps bad input to typed errors', async () => {
     const core = new PolicyServiceCore({ policies: store.policies, artifacts });
     await expect(core.createPolicy('empty', { pool: [], settings: {} })).rejects.toThrow(

@@ -67,7 +67,8 @@ interface Live {
   policy: PathPolicy;
   iterations: number;
   pending: Map<string, Episode>;
-  rewarded: { episode: Episode; reward: number }[];
+  /** Rewarded episodes not yet trained on; `scores` where the report gave them. */
+  rewarded: { episode: Episode; reward: number; scores?: readonly number[] }[];
 }
 
 export interface PolicyServiceDeps {
@@ -162,7 +163,11 @@ export class PolicyServiceCore {
         r.scores !== undefined && r.scores.length > 0
           ? episodeReward(r.scores, episode.preference, episode.path.length, live.policy.settings.reward)
           : (r.reward as number);
-      live.rewarded.push({ episode, reward });
+      live.rewarded.push(
+        r.scores !== undefined && r.scores.length > 0
+          ? { episode, reward, scores: r.scores }
+          : { episode, reward },
+      );
       accepted++;
     }
     return { accepted, ignored };
@@ -186,10 +191,15 @@ export class PolicyServiceCore {
       );
     const batch = live.rewarded.splice(0);
     const meanReward = batch.reduce((s, b) => s + b.reward, 0) / batch.length;
+    // the per-objective value loss (amortised policies) needs every episode's scores
+    const scores = batch.every((b) => b.scores !== undefined)
+      ? batch.map((b) => b.scores as readonly number[])
+      : undefined;
     for (let i = 1; i <= iterations; i++) {
       const stats = live.policy.update(
         batch.map((b) => b.episode),
         batch.map((b) => b.reward),
+        scores,
       );
       live.iterations++;
       yield {

@@ -135,7 +135,7 @@ export async function rlBenchCommand(args: readonly string[]): Promise<number> {
     args: [...args],
     options: {
       seeds: { type: 'string', default: '0-9' },
-      'amortised-seeds': { type: 'string', default: '0-4' },
+      'amortised-seeds': { type: 'string', default: '0-9' },
       episodes: { type: 'string', default: '3000' },
       'amortised-episodes': { type: 'string', default: '8000' },
       // 32 episodes (256 steps: one minibatch) per update: with 8, a PPO update sees 8 preferences and

@@ -52,10 +52,10 @@ export class LocalPolicies implements PolicyPort {
           }),
         );
       },
-      learn: (ids, rewards) => {
+      learn: (ids, rewards, scores) => {
         const episodes = ids.map((id) => pending.get(id)!);
         ids.forEach((id) => pending.delete(id));
-        if (episodes.length > 0) policy.update(episodes, rewards);
+        if (episodes.length > 0) policy.update(episodes, rewards, scores);
         return Promise.resolve();
       },
       close: () => {

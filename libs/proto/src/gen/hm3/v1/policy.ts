@@ -244,9 +244,16 @@ export interface ProposePathsResponse {
 export interface EpisodeReward {
   /** Episode id from ProposePaths. */
   episodeId: string;
-  /** The path's scores on the search split, one per objective. */
+  /**
+   * The path's scores on the search split, one per objective, in the policy's objective order. When
+   * given, the service scalarises them with the episode's preference (and `reward` is not used), and
+   * an amortised policy with a weighted-sum reward also learns each objective's value from them.
+   */
   scores: Score[];
-  /** The scalar reward R (already including the length penalty); spread evenly over the steps. */
+  /**
+   * The scalar reward R (already including the length penalty); spread evenly over the steps. Used
+   * when `scores` is empty.
+   */
   reward: number;
 }
 
