@@ -9,6 +9,7 @@ import {
   decodeFloats,
   encodeFloats,
   findNonFinite,
+  taskArithmeticBf16Wasm,
   type FloatArray,
   type FloatDType,
 } from '@hm3/tensor';
@@ -150,8 +151,27 @@ export function mergeRangeRawGeneric(args: MergeRangeRawArgs, start: number, end
  * f32, the weighted sum in f64 in model order, rounded once to f32), then floatToBf16's rounding -- the
  * bytes mergeRangeRaw's decode / method.merge / encode give, without the decoded copies of the inputs
  * or a separate NaN scan. Returns, per input, the first NaN/Inf index in the range (-1: none).
+ *
+ * With three models each chunk goes first to the WebAssembly SIMD kernel of @hm3/tensor
+ * (taskArithmeticBf16Wasm: the same arithmetic, four and two lanes at a time), which declines a chunk
+ * with a NaN/Inf input or a NaN result; this loop does the declined chunks, other model counts, and
+ * everything when the module does not load. taskArithmeticBf16Js is this loop alone (the reference).
  */
 export function taskArithmeticBf16(args: MergeRangeRawArgs, start: number, end: number): number[] {
+  return taskArithmeticBf16With(args, start, end, true);
+}
+
+/** taskArithmeticBf16 in JS only: the reference the WebAssembly kernel is tested against. */
+export function taskArithmeticBf16Js(args: MergeRangeRawArgs, start: number, end: number): number[] {
+  return taskArithmeticBf16With(args, start, end, false);
+}
+
+function taskArithmeticBf16With(
+  args: MergeRangeRawArgs,
+  start: number,
+  end: number,
+  useWasm: boolean,
+): number[] {
   const inputs = args.raw.length;
   const k = inputs - 1;
   const weights = args.modelParams.map((p, i) => numberParam(p, 'weight', `${args.ids[i]}:${args.name}`));
@@ -169,8 +189,10 @@ export function taskArithmeticBf16(args: MergeRangeRawArgs, start: number, end: 
   const first = new Array<number>(inputs).fill(-1);
   const flags = new Int32Array(inputs);
   const hb = bits[0]!;
+  const wasm = useWasm ? taskArithmeticBf16Wasm({ bits, outBits, weights, scale }) : null;
   for (let a = start; a < end; a += chunk) {
     const b = Math.min(end, a + chunk);
+    if (wasm !== null && wasm(a, b)) continue; // merged there, and no NaN/Inf input in [a, b)
     flags.fill(0);
     if (k === 3) {
       const [h0, h1, h2] = [bits[1]!, bits[2]!, bits[3]!];

@@ -540,6 +540,27 @@ describe('bad input: typed errors naming the folder / tensor / field, and no out
     expect(calls).toBeGreaterThanOrEqual(5);
     expect(await leftovers(out)).toEqual([]);
   });
+
+  it('a cancelled ties merge on the pool (its writes running behind the next merge) leaves nothing', async () => {
+    const out = path.join(root, 'out-cancelled-ties');
+    const controller = new AbortController();
+    const plan = await planMerge(parseRecipeYaml(recipeFor('ties')), { modelRoot: root });
+    let calls = 0;
+    const error = await executeMerge(plan, out, {
+      threads: 2,
+      poolMinElements: 16,
+      signal: controller.signal,
+      onProgress: () => {
+        if (++calls === 4) controller.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MergeCancelledError);
+    expect(await leftovers(out)).toEqual([]);
+    // and uncancelled, the same plan writes every tensor
+    const done = await executeMerge(plan, out, { threads: 2, poolMinElements: 16 });
+    expect(done.tensors).toBe(plan.tensors.length);
+    expect(existsSync(out)).toBe(true);
+  });
 });
 
 describe('progress', () => {

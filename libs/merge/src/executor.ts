@@ -181,6 +181,19 @@ class Buffers {
     }
     return b.subarray(0, bytes);
   }
+  /**
+   * TIES' merged tensor, encoded, in one of two slots of its own (shared): the tensor's write may still
+   * run while the next one is merged into the other slot.
+   */
+  writeBehind(slot: 0 | 1, bytes: number): Uint8Array {
+    let b = this.writeBehindSlots[slot];
+    if (b === undefined || b.byteLength < bytes) {
+      b = new Uint8Array(new SharedArrayBuffer(Math.max(bytes, this.elements * 2)));
+      this.writeBehindSlots[slot] = b;
+    }
+    return b.subarray(0, bytes);
+  }
+  private readonly writeBehindSlots: Uint8Array[] = [];
   /** The merged block's encoded bytes (shared when there is a pool). */
   outRaw(bytes: number): Uint8Array {
     if (this.outRawSlot === undefined || this.outRawSlot.byteLength < bytes) {
@@ -238,6 +251,15 @@ export async function executeMerge(
   const buffers = new Buffers(plan.maxBlockElements, plan.computeDtype, pool !== null);
   const checkpoints = new Map<string, Checkpoint>();
   let writer: CheckpointWriter | undefined;
+  // TIES' writes run behind the next tensor's merge: the write of each slot's last tensor, awaited
+  // before the slot is filled again and before the commit (the writer claims positions at the call)
+  const writesBehind: [Promise<void> | null, Promise<void> | null] = [null, null];
+  let writeSlot: 0 | 1 = 0;
+  const writeBehind = async (slot: 0 | 1): Promise<void> => {
+    const pending = writesBehind[slot];
+    writesBehind[slot] = null;
+    await pending;
+  };
   try {
     throwIfAborted(options.signal);
     writer = await CheckpointWriter.create(
@@ -433,10 +455,26 @@ export async function executeMerge(
               read.catch(() => undefined); // a failure surfaces when the tensor is reached
               prefetched = { tensor: next, raw: read, slots };
             }
-            await mergeWholeRaw(plan, t, r0, raw, bands, count, pool, buffers, checkpoints, writer, {
-              policy: options.nonFinite ?? 'error',
-              onNonFinite,
-            });
+            await writeBehind(writeSlot);
+            const written = await mergeWholeRaw(
+              plan,
+              t,
+              r0,
+              raw,
+              bands,
+              count,
+              pool,
+              buffers,
+              checkpoints,
+              writer,
+              { policy: options.nonFinite ?? 'error', onNonFinite },
+              writeSlot,
+            );
+            if (written !== null) {
+              written.write.catch(() => undefined); // awaited (and thrown) at writeBehind
+              writesBehind[writeSlot] = written.write;
+              writeSlot = writeSlot === 0 ? 1 : 0;
+            }
             bytesDone +=
               count *
               ((t.base === null ? 0 : bytesOf(t.base)) + t.models.reduce((s, m) => s + bytesOf(m.source), 0));
@@ -484,6 +522,8 @@ export async function executeMerge(
       report(t.name);
     }
 
+    await writeBehind(0);
+    await writeBehind(1);
     await writeSideFiles(plan, writer, toolVersion);
     const emrManifest = emr === null ? undefined : await emr.write(writer);
     throwIfAborted(options.signal);
@@ -497,6 +537,8 @@ export async function executeMerge(
       recipeSha256: plan.recipeSha256,
     };
   } catch (error) {
+    // no write may still run when the writer removes its files
+    await Promise.allSettled(writesBehind.filter((w) => w !== null));
     await writer?.abort();
     throw error;
   } finally {
@@ -646,12 +688,14 @@ async function mergeWholeRaw(
   checkpoints: ReadonlyMap<string, Checkpoint>,
   writer: CheckpointWriter,
   nonFinite: { policy: NonFinitePolicy; onNonFinite: (r: NonFiniteReport) => void },
-): Promise<void> {
+  writeSlot: 0 | 1,
+): Promise<{ write: Promise<void> } | null> {
   const sources = [t.base!, ...t.models.map((m) => m.source)];
   const context = { name: t.name, layerIndex: t.role.layerIndex, seed: plan.recipe.seed };
   if (tiesRaw(plan, t)) {
-    // TIES proper: three passes over the raw bytes, no decoded copies (tiesMergeRawParallel)
-    const outRaw = buffers.outRaw(count * DTYPE_SIZES[t.outDtype]);
+    // TIES proper: the raw bytes merged on the pool, no decoded copies (tiesMergeRawParallel); the
+    // write is returned, not awaited: it runs while the next tensor is merged (writeBehind)
+    const outRaw = buffers.writeBehind(writeSlot, count * DTYPE_SIZES[t.outDtype]);
     await tiesMergeRawOnPool(pool, {
       raw,
       dtypes: sources.map((s) => s.dtype as FloatDType),
@@ -665,8 +709,8 @@ async function mergeWholeRaw(
       onDecoded: (firsts) =>
         reportNonFinite(firsts, sources, raw, count, r0 * t.rowElements, checkpoints, nonFinite),
     });
-    await writer.write(t.name, outRaw);
-    return;
+    // boxed: an async function's returned promise would be awaited with it
+    return { write: writer.write(t.name, outRaw) };
   }
   const values = sources.map((_, slot) => buffers.get(slot, count));
   const firsts = await pool.run<number[]>(
@@ -700,6 +744,7 @@ async function mergeWholeRaw(
   const outRaw = buffers.outRaw(count * DTYPE_SIZES[t.outDtype]);
   await pool.run('encodeRange', { x: out, dtype: t.outDtype, out: outRaw }, count);
   await writer.write(t.name, outRaw);
+  return null;
 }
 
 function allocFloats(dtype: 'F32' | 'F64', n: number, shared: boolean): FloatArray {

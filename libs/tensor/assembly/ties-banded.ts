@@ -6,7 +6,8 @@
 // delta (hence any NaN/Inf input) or NaN result. So every NaN bit pattern, the first-NaN/Inf search
 // and tiesOneExact stay the JS kernel's. `fixup` does the same for tiesFixupRaw's loop over the open
 // elements once the thresholds are known (the same arithmetic, ties with a threshold counted in
-// index order), declining to the JS fix-up likewise.
+// index order), declining to the JS fix-up likewise. At the end of the file: task_arithmetic of three
+// bf16 models (src/kernels/task-arithmetic-wasm.ts) on the same input and output blocks.
 //
 // Per element, as the JS kernel does it, four lanes at a time:
 //   - bf16 -> f32 is `bits << 16`; d_j = f32(x_j - b): fround of the f64 difference of two f32 values
@@ -400,4 +401,112 @@ export function fixup(m: i32, s0: i32, s1: i32, s2: i32): i32 {
   }
   if (!i32x4.all_true(v128.and(fine, i32x4.lt_s(largest, INF)))) return 1;
   return 0;
+}
+
+// ---- task_arithmetic of three bf16 models into bf16 (the executor's taskArithmeticBf16, libs/merge),
+// on the same input and output blocks. Per element, as the JS does it: v = the base's f32; d_j =
+// f32(x_j - v) (f32x4.sub: see above); in f64, in model order from +0: s = 0 + w0 * d0 + w1 * d1 +
+// w2 * d2 (the `0 +` makes an all -0 sum +0, as the JS's); r = f32(v + scale * s) (the JS's store into
+// a Float32Array: one rounding from f64); bf16 by floatToBf16's integer rounding. A block with a NaN/Inf
+// input (the JS also finds its first index per input) or a NaN result (its bits are the JS's to choose)
+// is declined. Without NaN every step is an IEEE operation with one result, so the bytes are the JS's.
+
+let scale: f64 = 0;
+
+/** Sets task_arithmetic's weights and its factor (lambda, divided by the weights' sum when normalized). */
+export function setupTaskArithmetic(w0_: f64, w1_: f64, w2_: f64, scale_: f64): void {
+  w0 = w0_;
+  w1 = w1_;
+  w2 = w2_;
+  scale = scale_;
+}
+
+class Sum {
+  /** The merged f32 values (lanes 0 and 1) of the elements in lanes 0 and 1 of b (the base) and d0-d2. */
+  @inline
+  static pair(b: v128, d0: v128, d1: v128, d2: v128, W0: v128, W1: v128, W2: v128, SCALE: v128): v128 {
+    let s = f64x2.add(f64x2.splat(0), f64x2.mul(W0, f64x2.promote_low_f32x4(d0)));
+    s = f64x2.add(s, f64x2.mul(W1, f64x2.promote_low_f32x4(d1)));
+    s = f64x2.add(s, f64x2.mul(W2, f64x2.promote_low_f32x4(d2)));
+    return f32x4.demote_f64x2_zero(f64x2.add(f64x2.promote_low_f32x4(b), f64x2.mul(SCALE, s)));
+  }
+
+  /** The merged values of four elements (f32 bits of the base b and the deltas d0-d2), as bf16 in i32 lanes. */
+  @inline
+  static quad(b: v128, d0: v128, d1: v128, d2: v128, W0: v128, W1: v128, W2: v128, SCALE: v128): v128 {
+    const low = Sum.pair(b, d0, d1, d2, W0, W1, W2, SCALE);
+    const high = Sum.pair(
+      v128.shuffle<i64>(b, b, 1, 1),
+      v128.shuffle<i64>(d0, d0, 1, 1),
+      v128.shuffle<i64>(d1, d1, 1, 1),
+      v128.shuffle<i64>(d2, d2, 1, 1),
+      W0,
+      W1,
+      W2,
+      SCALE,
+    );
+    return v128.shuffle<i64>(low, high, 0, 2);
+  }
+}
+
+/**
+ * task_arithmetic of the block's m elements (a multiple of 8) from inputPtr(0-3) into outputPtr:
+ * returns 0 when done, 1 when the JS must do this block (a NaN/Inf input or a NaN result).
+ */
+export function taskArithmetic(m: i32): i32 {
+  const W0 = f64x2.splat(w0);
+  const W1 = f64x2.splat(w1);
+  const W2 = f64x2.splat(w2);
+  const SCALE = f64x2.splat(scale);
+  const EXP = i16x8.splat(0x7f80);
+  const inB = inputs;
+  const in0 = inputs + IN_BYTES;
+  const in1 = inputs + 2 * IN_BYTES;
+  const in2 = inputs + 3 * IN_BYTES;
+  let special = i16x8.splat(0); // lanes with a NaN/Inf input so far
+  let fine = i32x4.splat(-1); // no NaN result so far
+  for (let i = 0; i < m; i += 8) {
+    const p = (<usize>i) << 1;
+    const xb = v128.load(inB + p);
+    const x0 = v128.load(in0 + p);
+    const x1 = v128.load(in1 + p);
+    const x2 = v128.load(in2 + p);
+    special = v128.or(
+      special,
+      v128.or(
+        v128.or(i16x8.eq(v128.and(xb, EXP), EXP), i16x8.eq(v128.and(x0, EXP), EXP)),
+        v128.or(i16x8.eq(v128.and(x1, EXP), EXP), i16x8.eq(v128.and(x2, EXP), EXP)),
+      ),
+    );
+    const bl = i32x4.shl(i32x4.extend_low_i16x8_u(xb), 16);
+    const bh = i32x4.shl(i32x4.extend_high_i16x8_u(xb), 16);
+    const rl = Sum.quad(
+      bl,
+      f32x4.sub(i32x4.shl(i32x4.extend_low_i16x8_u(x0), 16), bl),
+      f32x4.sub(i32x4.shl(i32x4.extend_low_i16x8_u(x1), 16), bl),
+      f32x4.sub(i32x4.shl(i32x4.extend_low_i16x8_u(x2), 16), bl),
+      W0,
+      W1,
+      W2,
+      SCALE,
+    );
+    const rh = Sum.quad(
+      bh,
+      f32x4.sub(i32x4.shl(i32x4.extend_high_i16x8_u(x0), 16), bh),
+      f32x4.sub(i32x4.shl(i32x4.extend_high_i16x8_u(x1), 16), bh),
+      f32x4.sub(i32x4.shl(i32x4.extend_high_i16x8_u(x2), 16), bh),
+      W0,
+      W1,
+      W2,
+      SCALE,
+    );
+    fine = v128.and(fine, v128.and(f32x4.eq(rl, rl), f32x4.eq(rh, rh)));
+    // floatToBf16 (no NaN here): (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16, in [0, 0xffff]
+    const ROUND = i32x4.splat(0x7fff);
+    const ONE = i32x4.splat(1);
+    const bfl = i32x4.shr_u(i32x4.add(i32x4.add(rl, ROUND), v128.and(i32x4.shr_u(rl, 16), ONE)), 16);
+    const bfh = i32x4.shr_u(i32x4.add(i32x4.add(rh, ROUND), v128.and(i32x4.shr_u(rh, 16), ONE)), 16);
+    v128.store(output + p, i16x8.narrow_i32x4_u(bfl, bfh));
+  }
+  return i32x4.all_true(fine) && !v128.any_true(special) ? 0 : 1;
 }

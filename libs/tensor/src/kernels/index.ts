@@ -75,3 +75,9 @@ export {
   type TiesRawHistogramsResult,
 } from './ties-raw.js';
 export { tiesMergeBanded, tiesBandedBackend } from './ties-banded-wasm.js';
+export {
+  taskArithmeticBf16Wasm,
+  taskArithmeticWasmStats,
+  type TaskArithmeticBf16Range,
+  type TaskArithmeticBf16WasmArgs,
+} from './task-arithmetic-wasm.js';

@@ -63,9 +63,12 @@ interface Exports {
   run(m: number, start: number): number;
   setupFixup(t0: number, t1: number, t2: number, quota0: number, quota1: number, quota2: number): void;
   fixup(m: number, s0: number, s1: number, s2: number): number;
+  setupTaskArithmetic(w0: number, w1: number, w2: number, scale: number): void;
+  taskArithmetic(m: number): number;
 }
 
-interface WasmKernel {
+/** The loaded module of this thread (also the task_arithmetic kernel's: task-arithmetic-wasm.ts). */
+export interface WasmKernel {
   readonly exports: Exports;
   readonly block: number;
   /** Views of the module's memory (it never grows after init). */
@@ -78,6 +81,11 @@ let kernel: WasmKernel | null | undefined;
 let unavailable = '';
 /** Blocks the module merged, and blocks it declined (left to the JS kernel), on this thread so far; the same for fix-ups. */
 const stats = { blocks: 0, declined: 0, fixups: 0, fixupsDeclined: 0 };
+
+/** The module on this thread, compiled and instantiated on first use; null when it does not load. */
+export function loadWasmKernel(): WasmKernel | null {
+  return load();
+}
 
 function load(): WasmKernel | null {
   if (kernel !== undefined) return kernel;
