@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseByteSize } from '@hm3/merge';
-import { CheckpointWriter } from '@hm3/tensor';
+import { CheckpointWriter, tiesBandedBackend } from '@hm3/tensor';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.join(here, '../../..');
@@ -452,12 +452,16 @@ export async function runMergeBench(
 ): Promise<MethodResult[]> {
   mkdirSync(config.work, { recursive: true });
   const modelConfig = benchConfig(config.sizeGb);
+  // the merges run this build's kernels: say when the WebAssembly ones did not load (3-4x slower)
+  const backend = tiesBandedBackend();
   log(
     `merge bench: 4 Llama-shaped bf16 checkpoints of ~${config.sizeGb} GB (${modelConfig['num_hidden_layers']} layers, hidden 1024, vocab 32000, 2 shards each) in ${config.work}; ` +
       `threads ${config.threads}; hm3 max memory ${config.maxMemory === null ? 'unbounded' : config.maxMemory === 'auto' ? 'auto' : `${(config.maxMemory / 1e6).toFixed(0)} MB`}; load ${os
         .loadavg()
         .map((l) => l.toFixed(1))
-        .join(' ')}; ${os.availableParallelism()} cpus`,
+        .join(
+          ' ',
+        )}; ${os.availableParallelism()} cpus; kernels ${backend.kind === 'wasm' ? 'WebAssembly SIMD' : `JS (the WebAssembly module did not load: ${backend.reason})`}`,
   );
   const root = await ensureModels(config.work, modelConfig, log);
   const inputs: string[] = [];

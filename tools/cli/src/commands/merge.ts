@@ -17,6 +17,7 @@ import {
   planMerge,
   type MergeProgress,
 } from '@hm3/merge';
+import { tiesBandedBackend } from '@hm3/tensor';
 
 /**
  * `hm3 merge <recipe.yaml> <out-dir>`: a mergekit YAML recipe merged into a Hugging Face folder, streaming
@@ -149,6 +150,11 @@ export async function runMergeCommand(
       return 0;
     }
     for (const w of plan.warnings) io.err(`warning: ${w}`);
+    const backend = tiesBandedBackend();
+    if (backend.kind === 'js')
+      io.err(
+        `warning: the WebAssembly merge kernels did not load (${backend.reason}); bf16 ties and task_arithmetic run on the JS kernels, several times slower`,
+      );
     let lastLine = 0;
     if (options.progress !== false && io.tty) {
       bar = new SingleBar({
