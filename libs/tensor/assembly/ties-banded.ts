@@ -211,6 +211,41 @@ class Pair {
       f64x2.add(f64x2.promote_low_f32x4(b), f64x2.add(ZERO, f64x2.mul(LAMBDA, r))),
     );
   }
+
+  /** merge over all four lanes (two pairs): the merged f32 values of the four elements. */
+  @inline
+  static merge4(
+    b: v128,
+    q0: v128,
+    q1: v128,
+    q2: v128,
+    W0: v128,
+    W1: v128,
+    W2: v128,
+    LAMBDA: v128,
+    norm: bool,
+  ): v128 {
+    const low = Pair.merge(b, q0, q1, q2, W0, W1, W2, LAMBDA, norm);
+    const high = Pair.merge(
+      v128.shuffle<i64>(b, b, 1, 1),
+      v128.shuffle<i64>(q0, q0, 1, 1),
+      v128.shuffle<i64>(q1, q1, 1, 1),
+      v128.shuffle<i64>(q2, q2, 1, 1),
+      W0,
+      W1,
+      W2,
+      LAMBDA,
+      norm,
+    );
+    return v128.shuffle<i64>(low, high, 0, 2);
+  }
+
+  /** floatToBf16 of four f32 values that are not NaN: (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16, in [0, 0xffff]. */
+  @inline
+  static bf16(x: v128): v128 {
+    const lsb = v128.and(i32x4.shr_u(x, 16), i32x4.splat(1));
+    return i32x4.shr_u(i32x4.add(i32x4.add(x, i32x4.splat(0x7fff)), lsb), 16);
+  }
 }
 
 /**
@@ -285,23 +320,9 @@ export function run(m: i32, start: i32): i32 {
     const q0 = v128.and(d0, k0);
     const q1 = v128.and(d1, k1);
     const q2 = v128.and(d2, k2);
-    const low = Pair.merge(b, q0, q1, q2, W0, W1, W2, LAMBDA, norm);
-    const high = Pair.merge(
-      v128.shuffle<i64>(b, b, 1, 1),
-      v128.shuffle<i64>(q0, q0, 1, 1),
-      v128.shuffle<i64>(q1, q1, 1, 1),
-      v128.shuffle<i64>(q2, q2, 1, 1),
-      W0,
-      W1,
-      W2,
-      LAMBDA,
-      norm,
-    );
-    const res = v128.shuffle<i64>(low, high, 0, 2);
+    const res = Pair.merge4(b, q0, q1, q2, W0, W1, W2, LAMBDA, norm);
     fine = v128.and(fine, f32x4.eq(res, res));
-    // floatToBf16 (no NaN here): (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16
-    const lsb = v128.and(i32x4.shr_u(res, 16), i32x4.splat(1));
-    const bf = i32x4.shr_u(i32x4.add(i32x4.add(res, i32x4.splat(0x7fff)), lsb), 16);
+    const bf = Pair.bf16(res);
     v128.store64_lane(output + p, i16x8.narrow_i32x4_u(bf, bf), 0);
   }
   if (!i32x4.all_true(v128.and(fine, i32x4.lt_s(largest, INF)))) return 1;
@@ -381,22 +402,9 @@ export function fixup(m: i32, s0: i32, s1: i32, s2: i32): i32 {
     const q0 = v128.and(d0, Tie.kept(e0, T0, quota0, seen));
     const q1 = v128.and(d1, Tie.kept(e1, T1, quota1, seen + 4));
     const q2 = v128.and(d2, Tie.kept(e2, T2, quota2, seen + 8));
-    const low = Pair.merge(b, q0, q1, q2, W0, W1, W2, LAMBDA, norm);
-    const high = Pair.merge(
-      v128.shuffle<i64>(b, b, 1, 1),
-      v128.shuffle<i64>(q0, q0, 1, 1),
-      v128.shuffle<i64>(q1, q1, 1, 1),
-      v128.shuffle<i64>(q2, q2, 1, 1),
-      W0,
-      W1,
-      W2,
-      LAMBDA,
-      norm,
-    );
-    const res = v128.shuffle<i64>(low, high, 0, 2);
+    const res = Pair.merge4(b, q0, q1, q2, W0, W1, W2, LAMBDA, norm);
     fine = v128.and(fine, f32x4.eq(res, res));
-    const lsb = v128.and(i32x4.shr_u(res, 16), i32x4.splat(1));
-    const bf = i32x4.shr_u(i32x4.add(i32x4.add(res, i32x4.splat(0x7fff)), lsb), 16);
+    const bf = Pair.bf16(res);
     v128.store64_lane(output + ((<usize>i) << 1), i16x8.narrow_i32x4_u(bf, bf), 0);
   }
   if (!i32x4.all_true(v128.and(fine, i32x4.lt_s(largest, INF)))) return 1;
@@ -501,12 +509,7 @@ export function taskArithmetic(m: i32): i32 {
       SCALE,
     );
     fine = v128.and(fine, v128.and(f32x4.eq(rl, rl), f32x4.eq(rh, rh)));
-    // floatToBf16 (no NaN here): (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16, in [0, 0xffff]
-    const ROUND = i32x4.splat(0x7fff);
-    const ONE = i32x4.splat(1);
-    const bfl = i32x4.shr_u(i32x4.add(i32x4.add(rl, ROUND), v128.and(i32x4.shr_u(rl, 16), ONE)), 16);
-    const bfh = i32x4.shr_u(i32x4.add(i32x4.add(rh, ROUND), v128.and(i32x4.shr_u(rh, 16), ONE)), 16);
-    v128.store(output + p, i16x8.narrow_i32x4_u(bfl, bfh));
+    v128.store(output + p, i16x8.narrow_i32x4_u(Pair.bf16(rl), Pair.bf16(rh)));
   }
   return i32x4.all_true(fine) && !v128.any_true(special) ? 0 : 1;
 }

@@ -136,23 +136,28 @@ describe('tiesMergeBanded in WebAssembly SIMD', () => {
     }
   });
 
+  // what both property tests draw besides their rules: size, data, weights, normalize, lambda
+  const caseFields = {
+    n: fc.integer({ min: 1, max: 40_000 }),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    special: fc.constantFrom(0, 0, 0.00003, 0.0002, 0.003),
+    weights: fc.tuple(
+      fc.constantFrom(0.5, 1, -0.3, 0, 1e-30, 2.5),
+      fc.constantFrom(0.3, 1, 0.7, -1, 0),
+      fc.constantFrom(0.2, 1, 0.25, 3),
+    ),
+    normalize: fc.boolean(),
+    lambda: fc.constantFrom(1, 0.9, -0.5, 0, 2),
+  };
+
   it('equals the JS kernel in every field on random inputs, rules, weights and ranges', () => {
     const rule = fc.constantFrom('all', 'none', 'band', 'band', 'band');
     const before = tiesBandedStats();
     fc.assert(
       fc.property(
         fc.record({
-          n: fc.integer({ min: 1, max: 40_000 }),
-          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-          special: fc.constantFrom(0, 0, 0.00003, 0.0002, 0.003),
+          ...caseFields,
           kinds: fc.tuple(rule, rule, rule),
-          weights: fc.tuple(
-            fc.constantFrom(0.5, 1, -0.3, 0, 1e-30, 2.5),
-            fc.constantFrom(0.3, 1, 0.7, -1, 0),
-            fc.constantFrom(0.2, 1, 0.25, 3),
-          ),
-          normalize: fc.boolean(),
-          lambda: fc.constantFrom(1, 0.9, -0.5, 0, 2),
           fraction: fc.constantFrom(0, 0.05, 0.5, 1),
           // the range: its start and length, taken modulo what fits
           at: fc.integer({ min: 0, max: 40_000 }),
@@ -260,17 +265,8 @@ describe('tiesMergeBanded in WebAssembly SIMD', () => {
     fc.assert(
       fc.property(
         fc.record({
-          n: fc.integer({ min: 1, max: 40_000 }),
-          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-          special: fc.constantFrom(0, 0, 0.00003, 0.0002, 0.003),
+          ...caseFields,
           kinds: fc.tuple(rule, rule, rule),
-          weights: fc.tuple(
-            fc.constantFrom(0.5, 1, -0.3, 0, 1e-30, 2.5),
-            fc.constantFrom(0.3, 1, 0.7, -1, 0),
-            fc.constantFrom(0.2, 1, 0.25, 3),
-          ),
-          normalize: fc.boolean(),
-          lambda: fc.constantFrom(1, 0.9, -0.5, 0, 2),
           quota: fc.integer({ min: 0, max: 60 }),
           equalBefore: fc.integer({ min: 0, max: 30 }),
         }),

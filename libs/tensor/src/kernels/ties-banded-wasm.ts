@@ -145,6 +145,11 @@ export function tiesMergeBandedWasm(
   start: number,
   end: number,
 ): TiesMergeBandedResult {
+  return runWasm(requireWasm(args), args, start, end);
+}
+
+/** The module for the *Wasm entry points: a typed error where it did not load or does not apply to `args`. */
+function requireWasm(args: { readonly weights: readonly number[]; readonly lambda: number }): WasmKernel {
   const k = load();
   if (k === null) {
     throw new FailedPreconditionError(`the WebAssembly ties kernel is unavailable: ${unavailable}`, {
@@ -154,13 +159,10 @@ export function tiesMergeBandedWasm(
   if (!wasmApplies(args)) {
     throw new InvalidArgumentError(
       'the WebAssembly ties kernel needs weights below 1e200 in magnitude and a finite lambda',
-      {
-        weights: args.weights,
-        lambda: args.lambda,
-      },
+      { weights: args.weights, lambda: args.lambda },
     );
   }
-  return runWasm(k, args, start, end);
+  return k;
 }
 
 /**
@@ -245,19 +247,7 @@ export function tiesFixup(args: TiesFixupRawArgs): void {
 
 /** tiesFixup on the WebAssembly kernel only (throws when it cannot run): for tests and benches. */
 export function tiesFixupWasm(args: TiesFixupRawArgs & { packed: Uint32Array[] }): void {
-  const k = load();
-  if (k === null) {
-    throw new FailedPreconditionError(`the WebAssembly ties kernel is unavailable: ${unavailable}`, {
-      module: fileURLToPath(WASM_URL),
-    });
-  }
-  if (!wasmApplies(args)) {
-    throw new InvalidArgumentError(
-      'the WebAssembly ties kernel needs weights below 1e200 in magnitude and a finite lambda',
-      { weights: args.weights, lambda: args.lambda },
-    );
-  }
-  fixupWasm(k, args, args.packed);
+  fixupWasm(requireWasm(args), args, args.packed);
 }
 
 function fixupWasm(k: WasmKernel, args: TiesFixupRawArgs, packed: Uint32Array[]): void {
