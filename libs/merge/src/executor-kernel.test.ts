@@ -9,6 +9,7 @@ import {
   taskArithmeticBf16Js,
   type MergeRangeRawArgs,
 } from './executor-kernel.js';
+import { rng } from './methods/method-harness.test-helper.js';
 
 /** bf16 bit patterns: any finite value (both signs, subnormals, zeros), now and then NaN or Inf. */
 const bf16 = fc.oneof(
@@ -84,18 +85,6 @@ describe('taskArithmeticBf16', () => {
     expect(Array.from(new Uint16Array(a.outRaw.buffer))).toEqual([0x3f40, 0x4020]); // 0.75, 2.5
   });
 });
-
-/** A small seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** NaN (payloads, both signs) and +-Inf. */
 const NON_FINITE = [0x7fc0, 0xffc1, 0x7f81, 0x7f80, 0xff80];

@@ -21,18 +21,7 @@ import {
   type TiesMergeBandedArgs,
   type TiesMergeBandedResult,
 } from './ties-raw.js';
-
-/** A small seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './random.test-helper.js';
 
 /** NaN (two payloads, both signs), +-Inf, +-0, +-the largest finite, +-the smallest subnormal. */
 const SPECIALS = [0x7fc1, 0xffc0, 0x7f81, 0x7f80, 0xff80, 0x0000, 0x8000, 0x7f7f, 0xff7f, 0x0001, 0x8001];

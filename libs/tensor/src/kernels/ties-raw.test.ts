@@ -10,18 +10,7 @@ import { absDigitHistogram, keepTopKAbs, kthLargestAbs } from './radix-select.js
 import { decodeDeltas } from './raw-codec.js';
 import { tiesMergeBanded } from './ties-banded-wasm.js';
 import { tiesFixupRaw, tiesMergeRaw, tiesRawHistograms, type TiesKeep } from './ties-raw.js';
-
-/** A small seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './random.test-helper.js';
 
 interface Case {
   raw: Uint8Array[];
