@@ -184,7 +184,8 @@ function runWasm(
   const { exports, u16, u32, i32 } = k;
   const [lo0, lo1, lo2] = run.lo;
   const [hi0, hi1, hi2] = run.hi;
-  exports.setup(run.w0, run.w1, run.w2, run.lambda, run.normalize ? 1 : 0, lo0, lo1, lo2, hi0, hi1, hi2);
+  const { ties } = run;
+  exports.setup(ties.w0, ties.w1, ties.w2, ties.lambda, ties.normalize ? 1 : 0, lo0, lo1, lo2, hi0, hi1, hi2);
   const inputs = [run.hb, run.h0, run.h1, run.h2];
   const inAt = inputs.map((_, j) => exports.inputPtr(j) >>> 1);
   const outAt = exports.outputPtr() >>> 1;

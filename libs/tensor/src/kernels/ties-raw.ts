@@ -20,6 +20,7 @@ import {
   bf16ToF32Table,
   decodeFloats,
   encodeFloats,
+  f32BitsToBf16Bits,
   findNonFinite,
   floatToBf16,
   type FloatDType,
@@ -198,18 +199,15 @@ export function tiesMergeRaw(args: TiesMergeRawArgs, start: number, end: number)
  * deltas, as tiesMerge3F32 does, so the bytes are those of the chunked composition.
  */
 function tiesMergeRaw3Bf16(args: TiesMergeRawArgs, start: number, end: number): void {
-  const { normalize, lambda } = args;
-  const [w0, w1, w2] = args.weights as [number, number, number];
   const [hb, h0, h1, h2] = args.raw.map(
     (r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1),
   ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
   const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
   const table = bf16ToF32Table();
-  const dens = divisorTable(w0, w1, w2);
+  const ties = new KeptTies3(args.weights, args.keep, args.normalize, args.lambda);
   const [t0, t1, t2] = args.keep.map(thresholdValue) as [number, number, number];
   const quota = args.keep.map((k) => (k.kind === 'top' ? k.quota : 0)) as [number, number, number];
   const seen = args.keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0)) as [number, number, number];
-  const [all0, all1, all2] = args.keep.map((k) => k.kind === 'all') as [boolean, boolean, boolean];
   const merged = new Float32Array(CHUNK);
   for (let a = start; a < end; a += CHUNK) {
     const m = Math.min(end, a + CHUNK) - a;
@@ -229,17 +227,7 @@ function tiesMergeRaw3Bf16(args: TiesMergeRawArgs, start: number, end: number): 
       if (e0 === t0) k0 = +(seen[0]++ < quota[0]);
       if (e1 === t1) k1 = +(seen[1]++ < quota[1]);
       if (e2 === t2) k2 = +(seen[2]++ < quota[2]);
-      const a0 = w0 * (d0 * k0);
-      const a1 = w1 * (d1 * k1);
-      const a2 = w2 * (d2 * k2);
-      const r = electedMean3(a0, a1, a2, dens, normalize);
-      if (r !== r) {
-        // 'all' keeps a NaN delta too
-        const x0 = k0 || all0 ? d0 : 0;
-        const x1 = k1 || all1 ? d1 : 0;
-        const x2 = k2 || all2 ? d2 : 0;
-        merged[i] = tiesOneExact(b, x0, x1, x2, w0, w1, w2, dens, normalize, lambda);
-      } else merged[i] = b + (0 + lambda * r);
+      merged[i] = ties.merge(b, d0, d1, d2, k0, k1, k2);
     }
     floatToBf16(merged.subarray(0, m), outBits.subarray(a, a + m));
   }
@@ -315,17 +303,12 @@ export interface BandedRun {
   readonly h2: Uint16Array;
   readonly outBits: Uint16Array;
   readonly table: Float32Array;
-  readonly dens: Float64Array;
   readonly rules: TiesBandRule[];
-  readonly w0: number;
-  readonly w1: number;
-  readonly w2: number;
-  readonly normalize: boolean;
-  readonly lambda: number;
+  /** The arithmetic of a decided element (weights, normalize, lambda; 'all' rules keep NaN deltas). */
+  readonly ties: KeptTies3;
   /** Per model: kept when |d| >= hi, open unless |d| < lo (NaN: open). */
   readonly lo: readonly [number, number, number];
   readonly hi: readonly [number, number, number];
-  readonly all: readonly [boolean, boolean, boolean];
   /** Per model with a band: its open entries (f32 bits until bandedResult makes them keys), shared. */
   readonly lists: readonly [Uint32Array | null, Uint32Array | null, Uint32Array | null];
   /** The same buffers as floats (empty for a model without a band). */
@@ -347,8 +330,7 @@ export interface BandedRun {
 
 /** A fresh BandedRun over [start, end): lists sized for the range, counts zero. */
 export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number): BandedRun {
-  const { normalize, lambda, rules } = args;
-  const [w0, w1, w2] = args.weights as [number, number, number];
+  const { rules } = args;
   const [hb, h0, h1, h2] = args.raw.map(
     (r) => new Uint16Array(r.buffer, r.byteOffset, r.byteLength >>> 1),
   ) as [Uint16Array, Uint16Array, Uint16Array, Uint16Array];
@@ -378,16 +360,10 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
     h2,
     outBits: new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1),
     table: bf16ToF32Table(),
-    dens: divisorTable(w0, w1, w2),
     rules,
-    w0,
-    w1,
-    w2,
-    normalize,
-    lambda,
+    ties: new KeptTies3(args.weights, rules, args.normalize, args.lambda),
     lo: floats.map((f) => f.lo) as [number, number, number],
     hi: floats.map((f) => f.hi) as [number, number, number],
-    all: rules.map((r) => r.kind === 'all') as [boolean, boolean, boolean],
     lists,
     opens,
     counts: [0, 0, 0],
@@ -402,11 +378,10 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
 
 /** tiesMergeBanded's work on the m <= CHUNK elements from index a, added to `run`. */
 export function bandedChunk(run: BandedRun, a: number, m: number): void {
-  const { hb, h0, h1, h2, table, dens, w0, w1, w2, normalize, lambda, fix, merged } = run;
+  const { hb, h0, h1, h2, table, ties, fix, merged } = run;
   const [p01, p23] = run.packed;
   const [lo0, lo1, lo2] = run.lo;
   const [hi0, hi1, hi2] = run.hi;
-  const [all0, all1, all2] = run.all;
   const [list0, list1, list2] = run.lists;
   const [open0, open1, open2] = run.opens;
   let [n0, n1, n2] = run.counts;
@@ -463,16 +438,7 @@ export function bandedChunk(run: BandedRun, a: number, m: number): void {
         n2++;
       }
     }
-    const a0 = w0 * (d0 * k0);
-    const a1 = w1 * (d1 * k1);
-    const a2 = w2 * (d2 * k2);
-    const r = electedMean3(a0, a1, a2, dens, normalize);
-    if (r !== r) {
-      const y0 = k0 || all0 ? d0 : 0;
-      const y1 = k1 || all1 ? d1 : 0;
-      const y2 = k2 || all2 ? d2 : 0;
-      merged[i] = tiesOneExact(b, y0, y1, y2, w0, w1, w2, dens, normalize, lambda);
-    } else merged[i] = b + (0 + lambda * r);
+    merged[i] = ties.merge(b, d0, d1, d2, k0, k1, k2);
   }
   floatToBf16(merged.subarray(0, m), run.outBits.subarray(a, a + m));
   run.counts[0] = n0;
@@ -567,15 +533,13 @@ export interface TiesFixupRawArgs extends RawInputs {
  * when given `packed`.
  */
 export function tiesFixupRaw(args: TiesFixupRawArgs): number[] {
-  const { keep, normalize, lambda, fix } = args;
-  const [w0, w1, w2] = args.weights as [number, number, number];
+  const { keep, fix } = args;
   const outBits = new Uint16Array(args.outRaw.buffer, args.outRaw.byteOffset, args.outRaw.byteLength >>> 1);
   const table = bf16ToF32Table();
-  const dens = divisorTable(w0, w1, w2);
+  const ties = new KeptTies3(args.weights, keep, args.normalize, args.lambda);
   const [t0, t1, t2] = keep.map(thresholdValue) as [number, number, number];
   const [q0, q1, q2] = keep.map((k) => (k.kind === 'top' ? k.quota : 0)) as [number, number, number];
   let [s0, s1, s2] = keep.map((k) => (k.kind === 'top' ? k.equalBefore : 0)) as [number, number, number];
-  const [all0, all1, all2] = keep.map((k) => k.kind === 'all') as [boolean, boolean, boolean];
   const merged = new Float32Array(Math.min(CHUNK, fix.length));
   const mergedBits = new Uint32Array(merged.buffer);
   const given = args.packed;
@@ -607,20 +571,9 @@ export function tiesFixupRaw(args: TiesFixupRawArgs): number[] {
       if (e0 === t0) k0 = +(s0++ < q0);
       if (e1 === t1) k1 = +(s1++ < q1);
       if (e2 === t2) k2 = +(s2++ < q2);
-      // a dropped delta times 0 (tiesMergeRaw3Bf16's form): a NaN result is computed again exactly
-      const r = electedMean3(w0 * (d0 * k0), w1 * (d1 * k1), w2 * (d2 * k2), dens, normalize);
-      if (r !== r) {
-        const x0 = k0 || all0 ? d0 : 0;
-        const x1 = k1 || all1 ? d1 : 0;
-        const x2 = k2 || all2 ? d2 : 0;
-        merged[i] = tiesOneExact(b, x0, x1, x2, w0, w1, w2, dens, normalize, lambda);
-      } else merged[i] = b + (0 + lambda * r);
+      merged[i] = ties.merge(b, d0, d1, d2, k0, k1, k2);
     }
-    for (let i = 0; i < m; i++) {
-      const r = mergedBits[i]!;
-      outBits[fix[a + i]!] =
-        (r & 0x7fffffff) > 0x7f800000 ? (r >>> 16) | 0x0040 : (r + 0x7fff + ((r >>> 16) & 1)) >>> 16;
-    }
+    for (let i = 0; i < m; i++) outBits[fix[a + i]!] = f32BitsToBf16Bits(mergedBits[i]!);
   }
   return [s0, s1, s2];
 }
@@ -663,6 +616,57 @@ export function thresholdValue(k: TiesKeep): number {
   if (k.kind === 'none' || k.key > 0x7f800000) return NaN;
   if (k.key < 0) return -1;
   return new Float32Array(new Uint32Array([k.key]).buffer)[0]!;
+}
+
+/**
+ * TIES of one element of three models from its deltas and the keep flags (0 / 1) of each, as
+ * tiesMerge3F32 computes it on the deltas keepTopKBits' zeroing would leave: a dropped delta is
+ * multiplied by 0 (a signed zero adds nothing to the sums, which start at +0), and where that gives NaN
+ * (a dropped non-finite delta, or a kept one) the element is computed again from exactly zeroed deltas.
+ * An 'all' rule keeps a NaN delta too (its flag is 0 for NaN).
+ */
+class KeptTies3 {
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  private readonly dens: Float64Array;
+  private readonly all0: boolean;
+  private readonly all1: boolean;
+  private readonly all2: boolean;
+
+  constructor(
+    weights: readonly number[],
+    rules: readonly { readonly kind: string }[],
+    readonly normalize: boolean,
+    readonly lambda: number,
+  ) {
+    [this.w0, this.w1, this.w2] = weights as [number, number, number];
+    this.dens = divisorTable(this.w0, this.w1, this.w2);
+    [this.all0, this.all1, this.all2] = rules.map((r) => r.kind === 'all') as [boolean, boolean, boolean];
+  }
+
+  merge(b: number, d0: number, d1: number, d2: number, k0: number, k1: number, k2: number): number {
+    const r = electedMean3(
+      this.w0 * (d0 * k0),
+      this.w1 * (d1 * k1),
+      this.w2 * (d2 * k2),
+      this.dens,
+      this.normalize,
+    );
+    if (r === r) return b + (0 + this.lambda * r);
+    return tiesOneExact(
+      b,
+      k0 || this.all0 ? d0 : 0,
+      k1 || this.all1 ? d1 : 0,
+      k2 || this.all2 ? d2 : 0,
+      this.w0,
+      this.w1,
+      this.w2,
+      this.dens,
+      this.normalize,
+      this.lambda,
+    );
+  }
 }
 
 /** tiesMerge3F32 on one element whose dropped deltas are exactly +0 (its NaN fallback included). */
