@@ -154,10 +154,8 @@ async function exists(p: string): Promise<boolean> {
 class Buffers {
   private readonly slots: FloatArray[] = [];
   private outSlot: FloatArray | undefined;
-  private readonly rawSlots: Uint8Array[] = [];
-  private outRawSlot: Uint8Array | undefined;
-  private maskSlot: Uint8Array | undefined;
-  private encoded: Uint8Array | undefined;
+  /** The byte buffers by use (raw input slots, TIES' write slots, the encoded output, ...). */
+  private readonly byteSlots = new Map<string, Uint8Array>();
   constructor(
     private readonly elements: number,
     private readonly dtype: 'F32' | 'F64',
@@ -173,42 +171,22 @@ class Buffers {
   }
   /** Raw input bytes of slot `slot` (shared when there is a pool). */
   raw(slot: number, bytes: number): Uint8Array {
-    let b = this.rawSlots[slot];
-    if (b === undefined || b.byteLength < bytes) {
-      const size = Math.max(bytes, this.elements * 2);
-      b = this.shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
-      this.rawSlots[slot] = b;
-    }
-    return b.subarray(0, bytes);
+    return this.bytes(`raw:${slot}`, bytes, this.elements * 2, this.shared);
   }
   /**
-   * TIES' merged tensor, encoded, in one of two slots of its own (shared): the tensor's write may still
-   * run while the next one is merged into the other slot.
+   * TIES' merged tensor, encoded, in one of two slots of its own (shared when there is a pool): the
+   * tensor's write may still run while the next one is merged into the other slot.
    */
   writeBehind(slot: 0 | 1, bytes: number): Uint8Array {
-    let b = this.writeBehindSlots[slot];
-    if (b === undefined || b.byteLength < bytes) {
-      b = new Uint8Array(new SharedArrayBuffer(Math.max(bytes, this.elements * 2)));
-      this.writeBehindSlots[slot] = b;
-    }
-    return b.subarray(0, bytes);
+    return this.bytes(`write:${slot}`, bytes, this.elements * 2, this.shared);
   }
-  private readonly writeBehindSlots: Uint8Array[] = [];
   /** The merged block's encoded bytes (shared when there is a pool). */
   outRaw(bytes: number): Uint8Array {
-    if (this.outRawSlot === undefined || this.outRawSlot.byteLength < bytes) {
-      const size = Math.max(bytes, this.elements * 2);
-      this.outRawSlot = this.shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
-    }
-    return this.outRawSlot.subarray(0, bytes);
+    return this.bytes('outRaw', bytes, this.elements * 2, this.shared);
   }
   /** A keep-mask scratch of `count` bytes (generalizedTaskArithmeticOnPool's; shared when there is a pool). */
   mask(count: number): Uint8Array {
-    if (this.maskSlot === undefined || this.maskSlot.byteLength < count) {
-      const size = Math.max(count, this.elements);
-      this.maskSlot = this.shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
-    }
-    return this.maskSlot.subarray(0, count);
+    return this.bytes('mask', count, this.elements, this.shared);
   }
   /** The merged block's buffer. */
   out(count: number): FloatArray {
@@ -217,9 +195,17 @@ class Buffers {
   }
   /** A byte buffer for encoding `bytes` of output. */
   encode(bytes: number): Uint8Array {
-    if (this.encoded === undefined || this.encoded.byteLength < bytes)
-      this.encoded = new Uint8Array(Math.max(bytes, this.elements * 2));
-    return this.encoded.subarray(0, bytes);
+    return this.bytes('encode', bytes, this.elements * 2, false);
+  }
+  /** The first `bytes` of buffer `key`, allocated (at least `least` bytes) or grown on demand. */
+  private bytes(key: string, bytes: number, least: number, shared: boolean): Uint8Array {
+    let b = this.byteSlots.get(key);
+    if (b === undefined || b.byteLength < bytes) {
+      const size = Math.max(bytes, least);
+      b = shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
+      this.byteSlots.set(key, b);
+    }
+    return b.subarray(0, bytes);
   }
 }
 
