@@ -578,11 +578,10 @@ export class PathPolicy {
   }
 
   /**
-   * Path values of n states from the critic's hidden activations; with preferenceCritic, row i's
-   * outputs are weighted by the preference of its episode rowsB[i] (W is [B, K]).
+   * The critic's last layer over `n` rows of hidden activations -> [n, valueOutputs]: the path value,
+   * or with preferenceCritic the per-objective values u(S).
    */
-  /** The critic's per-objective path values u(S) of `n` rows of hidden activations (preferenceCritic) -> [n, K]. */
-  private criticObjectiveValues(hid: Float64Array, n: number): Float64Array {
+  private criticLastLayer(hid: Float64Array, n: number): Float64Array {
     const M = this.criticOut.inFeatures;
     const O = this.valueOutputs;
     const wv = this.criticOut.weight.data;
@@ -597,22 +596,17 @@ export class PathPolicy {
     return u;
   }
 
-  private criticOutput(
-    hid: Float64Array,
-    n: number,
-    W: Float64Array,
-    rowsB: ArrayLike<number>,
-  ): Float64Array {
-    const M = this.criticOut.inFeatures;
+  /**
+   * Path values of n states from criticLastLayer's outputs; with preferenceCritic, row i's outputs are
+   * weighted by the preference of its episode rowsB[i] (W is [B, K]).
+   */
+  private criticOutput(u: Float64Array, n: number, W: Float64Array, rowsB: ArrayLike<number>): Float64Array {
     const O = this.valueOutputs;
-    const wv = this.criticOut.weight.data;
-    const bv = this.criticOut.bias.data;
     const v = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       let total = 0;
       for (let o = 0; o < O; o++) {
-        let acc = bv[o] as number;
-        for (let j = 0; j < M; j++) acc += (hid[i * M + j] as number) * (wv[j * O + o] as number);
+        const acc = u[i * O + o] as number;
         total += O === 1 ? acc : acc * (W[(rowsB[i] as number) * O + o] as number);
       }
       v[i] = total;
@@ -692,7 +686,12 @@ export class PathPolicy {
     const hcBuffer = new Float64Array(maxRows * H);
     const criticBuffer = new Float64Array(maxRows * this.criticHidden.outFeatures);
     // pv(S_t) of every episode: computed for S_0, then carried from the chosen candidate's look-ahead.
-    let pv = this.criticOutput(this.headHidden(tables.critic, h, B, 0, identity, prev), B, W, identity);
+    let pv = this.criticOutput(
+      this.criticLastLayer(this.headHidden(tables.critic, h, B, 0, identity, prev), B),
+      B,
+      W,
+      identity,
+    );
     const std = this.logStd.data.map(Math.exp);
     let logStdSum = 0;
     for (const x of this.logStd.data) logStdSum += x;
@@ -793,10 +792,13 @@ export class PathPolicy {
           }
         }
       }
-      const criticHid = this.headHidden(tables.critic, hc, n, t + 1, rowsB, rowsA, criticBuffer);
-      const vc = this.criticOutput(criticHid, n, W, rowsB);
-      // followTarget 'objective': u_k(S') of every row, [n, K]
-      const uc = perObjective ? this.criticObjectiveValues(criticHid, n) : null;
+      // the critic's outputs of every row ([n, K]: u_k(S'), followTarget 'objective' reads them too)
+      const u = this.criticLastLayer(
+        this.headHidden(tables.critic, hc, n, t + 1, rowsB, rowsA, criticBuffer),
+        n,
+      );
+      const vc = this.criticOutput(u, n, W, rowsB);
+      const uc = perObjective ? u : null;
       const nextH = new Float64Array(B * H);
       const nextPv = new Float64Array(B);
       const nextState = new Int32Array(B);

@@ -194,13 +194,10 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
   // weighted-sum reward for the values): where the input turned those off, the defaults step back
   // (an explicit request for them is checked below).
   const perObjectiveMeans = s.amortised && s.preferenceActor && s.preferenceCritic;
+  const perObjectiveValues = s.amortised && s.preferenceCritic && s.reward.scalarisation === 'weighted-sum';
   if (input.followTarget === undefined && s.followTarget === 'objective' && !perObjectiveMeans)
     s = { ...s, followTarget: 'preference' };
-  if (
-    input.objectiveValueCoef === undefined &&
-    s.objectiveValueCoef > 0 &&
-    !(s.amortised && s.preferenceCritic && s.reward.scalarisation === 'weighted-sum')
-  )
+  if (input.objectiveValueCoef === undefined && s.objectiveValueCoef > 0 && !perObjectiveValues)
     s = { ...s, objectiveValueCoef: 0 };
   positiveInt(s.tMax, 'tMax');
   positiveInt(s.objectives, 'objectives');
@@ -267,19 +264,12 @@ export function resolvePolicySettings(input: PolicySettingsInput = {}): PolicySe
     throw new InvalidArgumentError('epsilonScope must be candidates or pool', { field: 'epsilonScope' });
   if (s.followTarget !== 'preference' && s.followTarget !== 'objective')
     throw new InvalidArgumentError('followTarget must be preference or objective', { field: 'followTarget' });
-  if (
-    s.followTarget === 'objective' &&
-    s.actorFollowCritic > 0 &&
-    !(s.amortised && s.preferenceActor && s.preferenceCritic)
-  )
+  if (s.followTarget === 'objective' && s.actorFollowCritic > 0 && !perObjectiveMeans)
     throw new InvalidArgumentError(
       "followTarget 'objective' needs amortised, preferenceActor and preferenceCritic (one mean and one value per objective)",
       { field: 'followTarget' },
     );
-  if (
-    s.objectiveValueCoef > 0 &&
-    !(s.amortised && s.preferenceCritic && s.reward.scalarisation === 'weighted-sum')
-  )
+  if (s.objectiveValueCoef > 0 && !perObjectiveValues)
     throw new InvalidArgumentError(
       'objectiveValueCoef needs amortised, preferenceCritic and the weighted-sum reward (one value per objective that w weights)',
       { field: 'objectiveValueCoef' },
