@@ -311,7 +311,7 @@ export class GrpcPolicyPort implements PolicyPort {
     private readonly journal: Journal,
     private readonly searchId: string,
     /** The search's objective names, in score order (the reported scores' Score.objective). */
-    private readonly objectiveNames: readonly string[] = [],
+    private readonly objectiveNames: readonly string[],
   ) {}
 
   async create(spec: PolicyCreateSpec): Promise<PathPolicyHandle> {
@@ -402,7 +402,7 @@ export class GrpcPolicyPort implements PolicyPort {
             episodeId: episodes.get(e) ?? '',
             scores: sendScores
               ? (scores[i] ?? []).map((value, k) => ({
-                  objective: names[k] ?? '',
+                  objective: names[k]!,
                   metric: '',
                   split: common.Split.SEARCH,
                   value,
