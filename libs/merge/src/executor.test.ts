@@ -541,26 +541,30 @@ describe('bad input: typed errors naming the folder / tensor / field, and no out
     expect(await leftovers(out)).toEqual([]);
   });
 
-  it('a cancelled ties merge on the pool (its writes running behind the next merge) leaves nothing', async () => {
-    const out = path.join(root, 'out-cancelled-ties');
-    const controller = new AbortController();
-    const plan = await planMerge(parseRecipeYaml(recipeFor('ties')), { modelRoot: root });
-    let calls = 0;
-    const error = await executeMerge(plan, out, {
-      threads: 2,
-      poolMinElements: 16,
-      signal: controller.signal,
-      onProgress: () => {
-        if (++calls === 4) controller.abort();
-      },
-    }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(MergeCancelledError);
-    expect(await leftovers(out)).toEqual([]);
-    // and uncancelled, the same plan writes every tensor
-    const done = await executeMerge(plan, out, { threads: 2, poolMinElements: 16 });
-    expect(done.tensors).toBe(plan.tensors.length);
-    expect(existsSync(out)).toBe(true);
-  });
+  // poolMinElements 100: the norms (16 elements) are done on the main thread beside the matrices' merges
+  it.each([16, 100])(
+    'a cancelled ties merge on the pool (its writes running behind the next merge) leaves nothing (poolMinElements %i)',
+    async (poolMin) => {
+      const out = path.join(root, `out-cancelled-ties-${poolMin}`);
+      const controller = new AbortController();
+      const plan = await planMerge(parseRecipeYaml(recipeFor('ties')), { modelRoot: root });
+      let calls = 0;
+      const error = await executeMerge(plan, out, {
+        threads: 2,
+        poolMinElements: poolMin,
+        signal: controller.signal,
+        onProgress: () => {
+          if (++calls === 4) controller.abort();
+        },
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MergeCancelledError);
+      expect(await leftovers(out)).toEqual([]);
+      // and uncancelled, the same plan writes every tensor
+      const done = await executeMerge(plan, out, { threads: 2, poolMinElements: poolMin });
+      expect(done.tensors).toBe(plan.tensors.length);
+      expect(existsSync(out)).toBe(true);
+    },
+  );
 });
 
 describe('progress', () => {
@@ -1069,13 +1073,19 @@ out_dtype: bfloat16
     ] as const) {
       const bytes: Buffer[] = [];
       const warned: string[][] = [];
-      for (const threads of [1, 2]) {
-        const out = path.join(root, `out-big-${last}-${threads}`);
+      // the third run keeps the norms (64 elements) off the raw path: they are done on the main thread
+      // while the workers merge the next matrix
+      for (const [threads, poolMin] of [
+        [1, 16],
+        [2, 16],
+        [2, 1000],
+      ] as const) {
+        const out = path.join(root, `out-big-${last}-${threads}-${poolMin}`);
         const warnings: string[] = [];
         await runMerge(recipe(last, normalize), out, {
           modelRoot: root,
           threads,
-          poolMinElements: 16,
+          poolMinElements: poolMin,
           nonFinite: 'warn',
           onWarning: (w) => warnings.push(w),
         });
@@ -1083,7 +1093,9 @@ out_dtype: bfloat16
         bytes.push(await readFile(path.join(out, 'model.safetensors')));
       }
       expect(bytes[1]!.equals(bytes[0]!)).toBe(true);
+      expect(bytes[2]!.equals(bytes[0]!)).toBe(true);
       expect(warned[1]).toEqual(warned[0]);
+      expect(warned[2]).toEqual(warned[0]);
       if (last === 'big-nan') expect(warned[0]!.filter((w) => /non-finite/.test(w))).toHaveLength(1);
     }
   }, 60_000); // starts a worker pool

@@ -359,6 +359,9 @@ export async function executeMerge(
       (t.rowMap === undefined || t.rowMap === null) &&
       t.shape.length > 0 &&
       wholeOnPool(plan, t);
+    /** Whether some block of t takes the whole-tensor raw path (and so uses the raw slots). */
+    const takesWholeRaw = (t: PlannedTensor): boolean =>
+      t.kind === 'merge' && wholeRaw(t, Math.max(1, t.rows) * t.rowElements);
     // the next whole tensor's inputs, read while this one is merged (into the other half of the raw
     // slots); for TIES' raw path only, whose buffers are the raw bytes alone (memory stays bounded)
     let prefetched: {
@@ -367,12 +370,27 @@ export async function executeMerge(
       slots: number;
     } | null = null;
     let rawSlots = 0;
-    for (const [ti, t] of plan.tensors.entries()) {
+    // Tensors off the raw path (norms, copies, ...) wait here for the next TIES raw-path tensor, and are
+    // done on this thread while the workers merge it: otherwise the workers sit idle while their reads
+    // and writes queue behind the big tensors' I/O. Their buffers are not the raw path's; the writer
+    // writes by position, so the file is the same whatever the order.
+    const openWriter = writer;
+    const deferred: [number, PlannedTensor][] = [];
+    const overlapsLater = new Array<boolean>(plan.tensors.length).fill(false);
+    for (let ti = plan.tensors.length - 2; ti >= 0; ti--) {
+      const u = plan.tensors[ti + 1]!;
+      overlapsLater[ti] = overlapsLater[ti + 1]! || (takesWholeRaw(u) && tiesRaw(plan, u));
+    }
+    /** Runs the deferred tensors, in order, on this thread. */
+    const runDeferred = async (): Promise<void> => {
+      for (const [ti, t] of deferred.splice(0)) await mergeTensor(ti, t);
+    };
+    const mergeTensor = async (ti: number, t: PlannedTensor): Promise<void> => {
       throwIfAborted(options.signal);
       if (t.kind === 'copy') {
         const src = t.copyFrom!;
         const bytes = await checkpoints.get(src.dir)!.readBytes(src.tensor);
-        await writer.write(t.name, bytes);
+        await openWriter.write(t.name, bytes);
         bytesDone += t.inputBytes;
       } else {
         const scalar = t.shape.length === 0;
@@ -391,7 +409,7 @@ export async function executeMerge(
             !scalar
           ) {
             // the hot path: raw bytes in, decode / merge / encode on the workers, raw bytes out
-            await mergeBlockRaw(plan, t, r0, r1, count, pool, buffers, checkpoints, writer, {
+            await mergeBlockRaw(plan, t, r0, r1, count, pool, buffers, checkpoints, openWriter, {
               policy: options.nonFinite ?? 'error',
               onNonFinite,
             });
@@ -415,7 +433,11 @@ export async function executeMerge(
               rawSlots = prefetched.slots;
             } else raw = await readRaw(sources, r0, r1, count, buffers, checkpoints, rawSlots);
             prefetched = null;
-            const next = plan.tensors[ti + 1];
+            // the next tensor on this path, past those that take another one (copies, norms, ...): their
+            // buffers are not the raw slots, so its read runs while they and this tensor are merged
+            let after = ti + 1;
+            while (after < plan.tensors.length && !takesWholeRaw(plan.tensors[after]!)) after++;
+            const next = plan.tensors[after];
             const nextCount = next === undefined ? 0 : next.rows * next.rowElements;
             if (
               next !== undefined &&
@@ -442,7 +464,11 @@ export async function executeMerge(
               prefetched = { tensor: next, raw: read, slots };
             }
             await writeBehind(writeSlot);
-            const written = await mergeWholeRaw(
+            // the deferred tensors run on this thread while the workers merge this one (TIES' raw path
+            // uses none of their buffers; any other path runs them first)
+            const side = tiesRaw(plan, t) ? runDeferred() : null;
+            if (side === null) await runDeferred();
+            const merging = mergeWholeRaw(
               plan,
               t,
               r0,
@@ -452,10 +478,15 @@ export async function executeMerge(
               pool,
               buffers,
               checkpoints,
-              writer,
+              openWriter,
               { policy: options.nonFinite ?? 'error', onNonFinite },
               writeSlot,
             );
+            // both settle before either's failure is thrown (the deferred ones come first in the plan)
+            const [sideDone, merged] = await Promise.allSettled([side, merging]);
+            if (sideDone.status === 'rejected') throw sideDone.reason;
+            if (merged.status === 'rejected') throw merged.reason;
+            const written = merged.value;
             if (written !== null) {
               written.write.catch(() => undefined); // awaited (and thrown) at writeBehind
               writesBehind[writeSlot] = written.write;
@@ -494,7 +525,7 @@ export async function executeMerge(
             pool === null || plan.method.gta === undefined ? null : buffers.mask(count),
           );
           if (emr !== null && base !== null) emr.add(t.name, base, models, r0 * t.rowElements);
-          await writer.write(
+          await openWriter.write(
             t.name,
             encodeFloats(t.outDtype, out, buffers.encode(out.length * DTYPE_SIZES[t.outDtype])),
           );
@@ -506,7 +537,12 @@ export async function executeMerge(
       }
       tensorsDone++;
       report(t.name);
+    };
+    for (const [ti, t] of plan.tensors.entries()) {
+      if (pool !== null && !takesWholeRaw(t) && overlapsLater[ti]!) deferred.push([ti, t]);
+      else await mergeTensor(ti, t);
     }
+    await runDeferred();
 
     await writeBehind(0);
     await writeBehind(1);

@@ -26,6 +26,9 @@ import { DTYPE_SIZES, encodeFloats, isDType, shapeSize, type DType } from './dty
 
 /** The default shard byte budget: 5 GB, as Hugging Face's `max_shard_size="5GB"`. */
 export const DEFAULT_SHARD_BYTES = 5_000_000_000;
+
+/** A shard's written bytes after which the writer starts an fdatasync of it (see CheckpointWriterOptions.syncEveryBytes). */
+export const DEFAULT_SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 const TEMP_PREFIX = '.hm3-tmp-';
 
 export interface TensorSpec {
@@ -54,6 +57,12 @@ export interface CheckpointWriterOptions {
    * output's volume so the final rename is atomic. Default: the output's parent.
    */
   tempRoot?: string;
+  /**
+   * Every this many bytes written to a shard, an fdatasync of it starts in the background (one at a
+   * time per shard), so the disk takes the data while the caller computes the rest and commit's fsync
+   * finds little left to flush. Default DEFAULT_SYNC_EVERY_BYTES; Infinity: only at commit.
+   */
+  syncEveryBytes?: number;
 }
 
 export interface CommitResult {
@@ -82,6 +91,12 @@ interface Shard {
   header: Uint8Array | undefined;
   handle: FileHandle | undefined;
   opening: Promise<FileHandle> | undefined;
+  /** Bytes written since the last background fdatasync started. */
+  unsynced: number;
+  /** The background fdatasync in flight (it never rejects: its error is kept in syncError). */
+  syncing: Promise<void> | undefined;
+  /** The first background fdatasync failure, thrown by commit (the kernel may not report it twice). */
+  syncError: unknown;
 }
 
 let packageVersion: string | undefined;
@@ -271,6 +286,9 @@ export class CheckpointWriter {
         header: undefined,
         handle: undefined,
         opening: undefined,
+        unsynced: 0,
+        syncing: undefined,
+        syncError: undefined,
       };
       for (const spec of group) {
         const byteLength = shapeSize(spec.shape) * DTYPE_SIZES[spec.dtype];
@@ -297,6 +315,11 @@ export class CheckpointWriter {
     if (!Number.isSafeInteger(shardBytes) || shardBytes < 1)
       throw new InvalidArgumentError(`shard size must be a positive integer byte count, got ${shardBytes}`, {
         field: 'shardBytes',
+      });
+    const syncEvery = options.syncEveryBytes ?? DEFAULT_SYNC_EVERY_BYTES;
+    if (!(syncEvery >= 1))
+      throw new InvalidArgumentError(`syncEveryBytes must be at least 1 (or Infinity), got ${syncEvery}`, {
+        field: 'syncEveryBytes',
       });
     const out = path.resolve(outDir);
     const parent = path.dirname(out);
@@ -341,6 +364,27 @@ export class CheckpointWriter {
     t.written += bytes.byteLength; // claimed before awaiting, so concurrent appends keep their order
     const fh = await this.shardHandle(t.shard);
     await writeFully(fh, bytes, t.shard.header!.byteLength + t.begin + position);
+    this.syncInBackground(t.shard, fh, bytes.byteLength);
+  }
+
+  /** Counts `written` bytes of `shard`, and starts its background fdatasync when they pass the threshold. */
+  private syncInBackground(shard: Shard, fh: FileHandle, written: number): void {
+    shard.unsynced += written;
+    if (
+      shard.syncing !== undefined ||
+      shard.unsynced < (this.options.syncEveryBytes ?? DEFAULT_SYNC_EVERY_BYTES)
+    )
+      return;
+    shard.unsynced = 0;
+    shard.syncing = fh.datasync().then(
+      () => {
+        shard.syncing = undefined;
+      },
+      (error: unknown) => {
+        shard.syncError ??= error;
+        shard.syncing = undefined;
+      },
+    );
   }
 
   /** Appends F32/F64 values of tensor `name`, encoded to its dtype (round-to-nearest-even when narrowing). */
@@ -396,6 +440,13 @@ export class CheckpointWriter {
       let totalBytes = 0;
       for (const shard of this.shards) {
         const fh = await this.shardHandle(shard); // opens (and writes the header of) a shard of only empty tensors
+        await shard.syncing;
+        if (shard.syncError !== undefined)
+          throw new CheckpointWriteError(
+            `writing ${shard.file} to disk failed: ${String(shard.syncError)}`,
+            { path: path.join(this.tempDir, shard.file) },
+            shard.syncError,
+          );
         await fh.sync();
         await fh.close();
         shard.handle = undefined;
@@ -434,6 +485,7 @@ export class CheckpointWriter {
     for (const shard of this.shards) {
       const fh = shard.handle ?? (shard.opening ? await shard.opening.catch(() => undefined) : undefined);
       shard.handle = undefined;
+      await shard.syncing; // never rejects
       await fh?.close().catch(() => undefined);
     }
     await rm(this.tempDir, { recursive: true, force: true });

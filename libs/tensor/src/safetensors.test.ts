@@ -1,7 +1,7 @@
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, truncate, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   CheckpointNotFoundError,
   CheckpointWriteError,
@@ -516,6 +516,45 @@ describe('writer safety', () => {
       ]);
     }
     await ckpt.close();
+  });
+
+  it('flushes shards in the background as they grow (fdatasync), and the result is the same', async () => {
+    const out = fresh('early-sync');
+    const specs: TensorSpec[] = ['a', 'b'].map((name) => ({ name, dtype: 'F32', shape: [8, 1000] }));
+    const probe = await open(path.join(root, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const datasync = vi.spyOn(handleProto, 'datasync');
+    try {
+      // 8 appends of 8 KB per shard, a sync due every 16 KB (one at a time per shard)
+      const writer = await CheckpointWriter.create(out, specs, {
+        shardBytes: 40_000,
+        syncEveryBytes: 16_000,
+      });
+      for (let k = 0; k < 4; k++)
+        await Promise.all(
+          specs.map((s) => writer.writeFloats(s.name, new Float32Array(2000).fill(s.name.charCodeAt(0) + k))),
+        );
+      expect(datasync.mock.calls.length).toBeGreaterThanOrEqual(2); // one per shard at least
+      await writer.commit();
+      const ckpt = await Checkpoint.open(out);
+      for (const s of specs) {
+        const v = await ckpt.readFloats(s.name, 'F32');
+        expect([v[0], v[2000], v[4000], v[7999]]).toEqual([0, 1, 2, 3].map((k) => s.name.charCodeAt(0) + k));
+      }
+      await ckpt.close();
+      // an abort while a background sync may be running removes everything
+      const aborted = fresh('early-sync-abort');
+      const w2 = await CheckpointWriter.create(aborted, specs, { syncEveryBytes: 1 });
+      await w2.writeFloats('a', new Float32Array(2000));
+      await w2.abort();
+      expect(await readdir(path.dirname(w2.tempDir))).not.toContain(path.basename(w2.tempDir));
+    } finally {
+      datasync.mockRestore();
+    }
+    await expect(CheckpointWriter.create(fresh('bad-sync'), specs, { syncEveryBytes: 0 })).rejects.toThrow(
+      /syncEveryBytes/,
+    );
   });
 
   it("works in a given temp root on the same volume (an artifact store's .tmp)", async () => {

@@ -15,7 +15,14 @@ import {
   valueFromDigits,
   type KthLargest,
 } from './radix-select.js';
-import type { TiesBandRule, TiesKeep, TiesMergeBandedResult, TiesRawHistogramsResult } from './ties-raw.js';
+import {
+  bandedBuffers,
+  type BandedBuffers,
+  type TiesBandRule,
+  type TiesKeep,
+  type TiesMergeBandedResult,
+  type TiesRawHistogramsResult,
+} from './ties-raw.js';
 
 // Sources run under vitest/tsx (.ts); the built package loads .js.
 const EXT = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
@@ -311,10 +318,25 @@ export async function tiesMergeRawParallel(
 const BAND_SAMPLE = 32768;
 
 /**
+ * The sample is taken in runs of this many neighbours (one cache line holds a run of bf16, where single
+ * strided elements cost a line each). Neighbours share a row's scale, so the spread below counts a run
+ * as half its length in independent draws.
+ */
+const SAMPLE_RUN = 8;
+
+/** tiesThresholdBands' scratch, reused (it runs once per tensor on the calling thread). */
+const sampleScratch = {
+  values: [] as Float32Array[],
+  bytes: new Uint8Array(0),
+  delta: new Float32Array(0),
+  hist: new Uint32Array(RADIX_BINS),
+};
+
+/**
  * Per model (null: none), a band of whole top-digit bins of |delta| keys that holds the k-th largest
- * with high probability, from an evenly strided sample of the tensor (the bins of the sample's ranks
- * of k +- 4 standard deviations of a sampled rank), and the fraction of the sample in
- * it. Only a prediction: a miss costs a level-1 pass, never a different result.
+ * with high probability, from an evenly spread sample of the tensor (runs of SAMPLE_RUN neighbours; the
+ * bins of the sample's ranks of k +- 4 standard deviations of a sampled rank), and the fraction of the
+ * sample in it. Only a prediction: a miss costs a level-1 pass, never a different result.
  */
 export function tiesThresholdBands(
   raw: readonly Uint8Array[],
@@ -323,32 +345,43 @@ export function tiesThresholdBands(
   keep: readonly (number | null)[],
 ): (TiesBand | null)[] {
   const ks = keep.map((k) => (k === null || k >= n ? null : Math.max(0, k)));
-  const size = Math.min(BAND_SAMPLE, Math.floor(n / 8));
+  const size = Math.floor(Math.min(BAND_SAMPLE, Math.floor(n / 8)) / SAMPLE_RUN) * SAMPLE_RUN;
   if (size < 1024) return ks.map(() => null);
-  const stride = n / size;
+  const runs = size / SAMPLE_RUN;
+  const stride = n / runs; // >= 64: the runs do not overlap
+  const scratch = sampleScratch;
+  if (scratch.delta.length < size) {
+    scratch.delta = new Float32Array(size);
+    scratch.values = [];
+  }
   const values = raw.map((r, k) => {
-    const width = DTYPE_SIZES[dtypes[k]!];
-    const bytes = new Uint8Array(size * width);
-    if (width === 2 && r.byteOffset % 2 === 0) {
-      gather16(new Uint16Array(r.buffer, r.byteOffset, n), new Uint16Array(bytes.buffer), stride);
-    } else {
-      for (let s = 0; s < size; s++) {
-        const i = Math.floor(s * stride);
-        bytes.set(r.subarray(i * width, (i + 1) * width), s * width);
-      }
+    const dtype = dtypes[k]!;
+    const width = DTYPE_SIZES[dtype];
+    const out = (scratch.values[k] ??= new Float32Array(scratch.delta.length)).subarray(0, size);
+    if (dtype === 'BF16' && r.byteOffset % 2 === 0) {
+      // bf16 -> f32 is a shift: straight from the raw bytes, no copy
+      gatherBf16(new Uint16Array(r.buffer, r.byteOffset, n), new Uint32Array(out.buffer, 0, size), stride);
+      return out;
     }
-    return decodeFloats(dtypes[k]!, bytes, 'F32') as Float32Array;
+    if (scratch.bytes.length < size * width) scratch.bytes = new Uint8Array(size * 8);
+    const bytes = scratch.bytes.subarray(0, size * width);
+    for (let s = 0; s < runs; s++) {
+      const i = Math.floor(s * stride);
+      bytes.set(r.subarray(i * width, (i + SAMPLE_RUN) * width), s * SAMPLE_RUN * width);
+    }
+    return decodeFloats(dtype, bytes, 'F32', out);
   });
   const base = values[0]!;
-  const delta = new Float32Array(size);
-  const keys = new Uint32Array(delta.buffer);
-  const hist = new Uint32Array(RADIX_BINS);
+  const delta = scratch.delta.subarray(0, size);
+  const keys = new Uint32Array(delta.buffer, 0, size);
+  const hist = scratch.hist;
   return ks.map((k, j) => {
     if (k === null || k === 0) return null;
     sampleHistogram(values[j + 1]!, base, delta, keys, hist);
     const p = k / n;
     const rank = p * size;
-    const spread = 4 * Math.sqrt(size * p * (1 - p)) + 1;
+    // 4 standard deviations of a sampled rank, the sample counted as size / 2 independent draws
+    const spread = 4 * Math.sqrt(2 * size * p * (1 - p)) + 1;
     const high = Math.max(1, Math.floor(rank - spread));
     const low = Math.min(size, Math.ceil(rank + spread));
     const top = pickBin(hist, high).bin;
@@ -381,11 +414,49 @@ async function tiesMergeBandedParallel(
   const rules: TiesBandRule[] = ks.map((k, j) =>
     k === null ? { kind: 'all' } : k === 0 ? { kind: 'none' } : { kind: 'band', ...bands[j]! },
   );
-  const parts = await pool.run<TiesMergeBandedResult>(
-    'tiesMergeBanded',
-    { ...inputs, rules, weights, normalize, lambda, outRaw },
-    ranges,
-  );
+  // the ranges' result buffers: this pool's, reused from the last tensor, unless another call holds them
+  const cached = bandedBuffersByPool.get(pool);
+  const held = cached !== undefined && !cached.busy ? cached : { busy: false, ranges: [] as BandedBuffers[] };
+  if (cached === undefined) bandedBuffersByPool.set(pool, held);
+  held.busy = true;
+  try {
+    const buffers = ranges.map(
+      (r, i) => (held.ranges[i] = bandedBuffers(rules, r.end - r.start, held.ranges[i])),
+    );
+    const parts = await Promise.all(
+      ranges.map(async (r, i) => {
+        const [part] = await pool.run<TiesMergeBandedResult>(
+          'tiesMergeBanded',
+          { ...inputs, rules, weights, normalize, lambda, outRaw, buffers: buffers[i]! },
+          [r],
+        );
+        return part!;
+      }),
+    );
+    return await resolveAndFixUp(pool, ranges, options, ks, rules, parts);
+  } finally {
+    held.busy = false;
+  }
+}
+
+/** Per pool, the result buffers of tiesMergeBandedParallel's ranges, and whether a call is using them. */
+const bandedBuffersByPool = new WeakMap<WorkerPool, { busy: boolean; ranges: BandedBuffers[] }>();
+
+/**
+ * tiesMergeBandedParallel after the banded pass: the exact thresholds from the band keys, then the
+ * fix-up of the open elements. False when the pass's prediction missed (see there).
+ */
+async function resolveAndFixUp(
+  pool: WorkerPool,
+  ranges: readonly IndexRange[],
+  options: TiesMergeRawOptions,
+  ks: readonly (number | null)[],
+  rules: readonly TiesBandRule[],
+  parts: readonly TiesMergeBandedResult[],
+): Promise<boolean> {
+  const inputs = { raw: [...options.raw], dtypes: [...options.dtypes] };
+  const { normalize, lambda, outRaw } = options;
+  const weights = [...options.weights];
   options.onDecoded?.(parts.map((p) => p.first));
   if (parts.some((p) => p.overflow)) return false;
   const keep: TiesKeep[][] = ranges.map(() => []); // per range, per model
@@ -455,9 +526,12 @@ function countKey(list: Uint32Array, key: number): number {
   return c;
 }
 
-/** dst[s] = src[floor(s * stride)] (the strided sample of 2-byte elements). */
-function gather16(src: Uint16Array, dst: Uint16Array, stride: number): void {
-  for (let s = 0; s < dst.length; s++) dst[s] = src[Math.floor(s * stride)]!;
+/** The f32 bits of the bf16 runs of SAMPLE_RUN elements from src[floor(r * stride)], r = 0, 1, ... into dst. */
+function gatherBf16(src: Uint16Array, dst: Uint32Array, stride: number): void {
+  for (let r = 0, s = 0; s < dst.length; r++) {
+    const i = Math.floor(r * stride);
+    for (let e = 0; e < SAMPLE_RUN; e++) dst[s++] = src[i + e]! << 16;
+  }
 }
 
 /** The task vector of the sample (in `delta`, viewed as `keys`) and its top-16-bit key histogram. */

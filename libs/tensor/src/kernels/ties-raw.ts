@@ -252,6 +252,48 @@ export interface TiesMergeBandedArgs extends RawInputs {
   lambda: number;
   /** Written: the merged tensor as bf16, final except at the indices returned in `fix`. */
   outRaw: Uint8Array;
+  /**
+   * Optional, shared: where the range's open entries go (bandedBuffers; the caller reuses them across
+   * tensors, so their pages are not zeroed and faulted in afresh each time). Allocated when absent.
+   */
+  buffers?: BandedBuffers;
+}
+
+/** Where tiesMergeBanded puts a range's open entries (shared: they go back to the caller as its result). */
+export interface BandedBuffers {
+  /** Per model with a band: its open entries. */
+  readonly lists: readonly [Uint32Array | null, Uint32Array | null, Uint32Array | null];
+  /** The open elements' indices, and their packed inputs (TiesMergeBandedResult's fix and packed). */
+  readonly fix: Uint32Array;
+  readonly packed: readonly [Uint32Array, Uint32Array];
+}
+
+/**
+ * Buffers for tiesMergeBanded over `len` elements under `rules`: each list room for its band's sampled
+ * fraction of the range and a quarter more, `fix` for all of them. `reuse`'s arrays are kept where they
+ * are long enough (a longer list only overflows later; the result is the same).
+ */
+export function bandedBuffers(
+  rules: readonly TiesBandRule[],
+  len: number,
+  reuse?: BandedBuffers,
+): BandedBuffers {
+  const shared = (count: number, old: Uint32Array | null | undefined) =>
+    old !== null && old !== undefined && old.length >= count
+      ? old
+      : new Uint32Array(new SharedArrayBuffer(4 * count));
+  const lengths = rules.map((r) => (r.kind === 'band' ? Math.ceil(r.fraction * 1.25 * len) + 4096 : 0));
+  const lists = rules.map((r, j) => (r.kind === 'band' ? shared(lengths[j]!, reuse?.lists[j]) : null)) as [
+    Uint32Array | null,
+    Uint32Array | null,
+    Uint32Array | null,
+  ];
+  const fixes = lengths.reduce((sum, l) => sum + l, 4096);
+  return {
+    lists,
+    fix: shared(fixes, reuse?.fix),
+    packed: [shared(fixes, reuse?.packed[0]), shared(fixes, reuse?.packed[1])],
+  };
 }
 
 export interface TiesMergeBandedResult {
@@ -339,12 +381,8 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
     if (r.kind === 'none') return { lo: Infinity, hi: NaN };
     return { lo: keyFloat(r.lo), hi: keyFloat(r.hi) };
   });
-  const len = end - start;
   // shared, so the results go back to the caller (and the fix-up) without a copy
-  const shared = (count: number) => new Uint32Array(new SharedArrayBuffer(4 * count));
-  const lists = rules.map((r) =>
-    r.kind === 'band' ? shared(Math.ceil(r.fraction * 1.25 * len) + 4096) : null,
-  ) as [Uint32Array | null, Uint32Array | null, Uint32Array | null];
+  const { lists, fix, packed } = args.buffers ?? bandedBuffers(rules, end - start);
   // the open deltas are stored as floats (their keys are taken after the loop, without a round trip
   // through memory per entry inside it)
   const opens = lists.map((l) => new Float32Array(l?.buffer ?? new ArrayBuffer(0))) as [
@@ -352,7 +390,6 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
     Float32Array,
     Float32Array,
   ];
-  const fixes = lists.reduce((sum, l) => sum + (l?.length ?? 0), 4096);
   return {
     hb,
     h0,
@@ -367,8 +404,8 @@ export function bandedRun(args: TiesMergeBandedArgs, start: number, end: number)
     lists,
     opens,
     counts: [0, 0, 0],
-    fix: shared(fixes),
-    packed: [shared(fixes), shared(fixes)],
+    fix,
+    packed,
     fixed: 0,
     above: [0, 0, 0],
     first: [-1, -1, -1, -1],
