@@ -20,8 +20,10 @@ import {
   allocShared,
   checkFinite,
   encodeFloats,
+  KernelMemory,
   radixSelectWith,
   registerKernels,
+  tiesBandedBackend,
   tiesThresholdBands,
   type CommitResult,
   type FloatArray,
@@ -160,6 +162,8 @@ class Buffers {
     private readonly elements: number,
     private readonly dtype: 'F32' | 'F64',
     private readonly shared: boolean,
+    /** Where the raw input and TIES write slots are carved from, when it has room (the kernels then work in place). */
+    readonly kernelMemory: KernelMemory | null = null,
   ) {}
   get(slot: number, count: number): FloatArray {
     let b = this.slots[slot];
@@ -171,14 +175,14 @@ class Buffers {
   }
   /** Raw input bytes of slot `slot` (shared when there is a pool). */
   raw(slot: number, bytes: number): Uint8Array {
-    return this.bytes(`raw:${slot}`, bytes, this.elements * 2, this.shared);
+    return this.bytes(`raw:${slot}`, bytes, this.elements * 2, this.shared, this.kernelMemory);
   }
   /**
    * TIES' merged tensor, encoded, in one of two slots of its own (shared when there is a pool): the
    * tensor's write may still run while the next one is merged into the other slot.
    */
   writeBehind(slot: 0 | 1, bytes: number): Uint8Array {
-    return this.bytes(`write:${slot}`, bytes, this.elements * 2, this.shared);
+    return this.bytes(`write:${slot}`, bytes, this.elements * 2, this.shared, this.kernelMemory);
   }
   /** The merged block's encoded bytes (shared when there is a pool). */
   outRaw(bytes: number): Uint8Array {
@@ -198,11 +202,18 @@ class Buffers {
     return this.bytes('encode', bytes, this.elements * 2, false);
   }
   /** The first `bytes` of buffer `key`, allocated (at least `least` bytes) or grown on demand. */
-  private bytes(key: string, bytes: number, least: number, shared: boolean): Uint8Array {
+  private bytes(
+    key: string,
+    bytes: number,
+    least: number,
+    shared: boolean,
+    memory: KernelMemory | null = null,
+  ): Uint8Array {
     let b = this.byteSlots.get(key);
     if (b === undefined || b.byteLength < bytes) {
       const size = Math.max(bytes, least);
-      b = shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
+      b =
+        memory?.alloc(size) ?? (shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size));
       this.byteSlots.set(key, b);
     }
     return b.subarray(0, bytes);
@@ -234,7 +245,12 @@ export async function executeMerge(
   pool?.register('mergeRange', KERNEL_URL);
   pool?.register('mergeRangeRaw', KERNEL_URL);
   if (pool !== null) registerKernels(pool);
-  const buffers = new Buffers(plan.maxBlockElements, plan.computeDtype, pool !== null);
+  const buffers = new Buffers(
+    plan.maxBlockElements,
+    plan.computeDtype,
+    pool !== null,
+    pool === null ? null : tiesKernelMemory(plan),
+  );
   const checkpoints = new Map<string, Checkpoint>();
   let writer: CheckpointWriter | undefined;
   // TIES' writes run behind the next tensor's merge: the write of each slot's last tensor, awaited
@@ -674,6 +690,25 @@ function reportNonFinite(
   }
 }
 
+/**
+ * A KernelMemory for the raw input slots (the current and the prefetched tensor's) and the two write
+ * slots of TIES' raw path, when the plan has bf16 tensors on it and the WebAssembly kernel loads: the
+ * kernel then reads and writes them in place. Null otherwise (plain shared buffers).
+ */
+function tiesKernelMemory(plan: MergePlan): KernelMemory | null {
+  if (tiesBandedBackend().kind !== 'wasm') return null;
+  let inputs = 0;
+  for (const t of plan.tensors) {
+    if (t.kind !== 'merge' || !tiesRaw(plan, t)) continue;
+    const sources = [t.base!, ...t.models.map((m) => m.source)];
+    if (sources.some((src) => src.dtype !== 'BF16') || t.outDtype !== 'BF16') continue;
+    inputs = Math.max(inputs, sources.length);
+  }
+  if (inputs === 0) return null;
+  const slotBytes = plan.maxBlockElements * 2 + 64; // a bf16 block, and the alignment
+  return KernelMemory.create((2 * inputs + 2) * slotBytes);
+}
+
 /** Whether mergeWholeRaw runs tensor t on TIES' raw path (tiesMergeRawOnPool). */
 function tiesRaw(plan: MergePlan, t: PlannedTensor): boolean {
   const gta = plan.method.gta;
@@ -728,6 +763,7 @@ async function mergeWholeRaw(
       outRaw,
       outDtype: t.outDtype as FloatDType,
       ...(bands === undefined ? {} : { bands }),
+      ...(buffers.kernelMemory === null ? {} : { memory: buffers.kernelMemory }),
       onDecoded: (firsts) =>
         reportNonFinite(firsts, sources, raw, count, r0 * t.rowElements, checkpoints, nonFinite),
     });

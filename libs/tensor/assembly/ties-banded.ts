@@ -1,7 +1,8 @@
 // AssemblyScript (compiled by `asc` into dist/wasm/ties-banded.wasm by the package's build; not
 // TypeScript for tsc: v128, f32x4, i32, ... are AssemblyScript's). The hot loop of tiesMergeBanded
 // (src/kernels/ties-raw.ts) in WebAssembly SIMD, for one block of at most BLOCK elements that the
-// caller (src/kernels/ties-banded-wasm.ts) copied into this module's memory. It gives the JS kernel's
+// caller (src/kernels/ties-banded-wasm.ts) copied into this instance's scratch, or (runAt) where they lie
+// in the imported shared memory (a KernelMemory the caller's buffers are carved from). It gives the JS kernel's
 // bytes, counts and lists, or it declines the block, which the JS kernel then does: any non-finite
 // delta (hence any NaN/Inf input) or NaN result. So every NaN bit pattern, the first-NaN/Inf search
 // and tiesOneExact stay the JS kernel's. `fixup` does the same for tiesFixupRaw's loop over the open
@@ -61,9 +62,16 @@ let hi0: f32 = 0;
 let hi1: f32 = 0;
 let hi2: f32 = 0;
 
-/** Lays out the memory (growing it) and fills the compress table; returns the block size. */
+/**
+ * Lays out this instance's scratch in pages it grows the memory by (the memory is imported and shared:
+ * every instance on it, one per thread, gets its own pages this way, and the rest of the memory is the
+ * caller's), and fills the compress table; returns the block size, 0 when the memory cannot grow.
+ */
 export function init(): i32 {
-  inputs = (__heap_base + 15) & ~(<usize>15);
+  const bytes: usize = 5 * IN_BYTES + 6 * LIST_BYTES + 256 + 256 + 64 + 16;
+  const first = memory.grow(<i32>((bytes + 0xffff) >> 16));
+  if (first < 0) return 0;
+  inputs = (<usize>first) << 16;
   output = inputs + 4 * IN_BYTES;
   opens = output + IN_BYTES;
   fixes = opens + 3 * LIST_BYTES;
@@ -71,9 +79,6 @@ export function init(): i32 {
   table = packed + 2 * LIST_BYTES;
   lanes = table + 256;
   counts = lanes + 256;
-  const end = counts + 64;
-  const pages = <i32>((end + 0xffff) >> 16) - memory.size();
-  if (pages > 0 && memory.grow(pages) < 0) return 0;
   // per 4-bit lane mask: the byte indices that move the set lanes (i32) to the front, in order
   for (let mask = 0; mask < 16; mask++) {
     let at = 0;
@@ -249,11 +254,21 @@ class Pair {
 }
 
 /**
- * The block's m elements (a multiple of 4), the first at absolute index `start`: returns 0 when done
- * (output, lists and counts written), 1 when the JS kernel must do this block (nothing of it may be
- * used).
+ * The block's m elements (a multiple of 4), the first at absolute index `start`, from the inputs copied
+ * to inputPtr(0-3) into outputPtr: returns 0 when done (output, lists and counts written), 1 when the
+ * JS kernel must do this block (nothing of it may be used).
  */
 export function run(m: i32, start: i32): i32 {
+  return runAt(m, start, inputs, inputs + IN_BYTES, inputs + 2 * IN_BYTES, inputs + 3 * IN_BYTES, output);
+}
+
+/**
+ * run on inputs and output where they lie in the memory (the caller's shared buffers: no copies): the
+ * base's m bf16 values at inB, the models' at in0-in2, the output to out. The lists and counts go to
+ * this instance's scratch as for run; on a declined block out may hold a part of the results, which
+ * the JS kernel then overwrites.
+ */
+export function runAt(m: i32, start: i32, inB: usize, in0: usize, in1: usize, in2: usize, out: usize): i32 {
   const W0 = f64x2.splat(w0);
   const W1 = f64x2.splat(w1);
   const W2 = f64x2.splat(w2);
@@ -267,10 +282,6 @@ export function run(m: i32, start: i32): i32 {
   const INF = i32x4.splat(0x7f800000);
   const IOTA = i32x4(0, 1, 2, 3);
   const norm = normalize;
-  const inB = inputs;
-  const in0 = inputs + IN_BYTES;
-  const in1 = inputs + 2 * IN_BYTES;
-  const in2 = inputs + 3 * IN_BYTES;
   let fixAt = fixes;
   let open0 = opens;
   let open1 = opens + LIST_BYTES;
@@ -323,7 +334,7 @@ export function run(m: i32, start: i32): i32 {
     const res = Pair.merge4(b, q0, q1, q2, W0, W1, W2, LAMBDA, norm);
     fine = v128.and(fine, f32x4.eq(res, res));
     const bf = Pair.bf16(res);
-    v128.store64_lane(output + p, i16x8.narrow_i32x4_u(bf, bf), 0);
+    v128.store64_lane(out + p, i16x8.narrow_i32x4_u(bf, bf), 0);
   }
   if (!i32x4.all_true(v128.and(fine, i32x4.lt_s(largest, INF)))) return 1;
   store<i32>(counts, <i32>((fixAt - fixes) >> 2));

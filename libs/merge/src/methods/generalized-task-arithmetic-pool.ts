@@ -18,6 +18,7 @@ import {
   allocShared,
   type FloatArray,
   type FloatDType,
+  type KernelMemory,
   type TiesBand,
   type WorkerPool,
 } from '@hm3/tensor';
@@ -77,6 +78,8 @@ export interface TiesRawInput {
   readonly onDecoded?: (firsts: readonly (readonly number[])[]) => void;
   /** tiesThresholdBands of the inputs, if taken already (see tiesMergeRawParallel). */
   readonly bands?: readonly (TiesBand | null)[];
+  /** The KernelMemory the raw bytes and outRaw may lie in (see tiesMergeRawParallel). */
+  readonly memory?: KernelMemory;
 }
 
 /**
@@ -98,6 +101,7 @@ export async function tiesMergeRawOnPool(pool: WorkerPool, input: TiesRawInput):
     outDtype: input.outDtype,
     ...(input.onDecoded === undefined ? {} : { onDecoded: input.onDecoded }),
     ...(input.bands === undefined ? {} : { bands: input.bands }),
+    ...(input.memory === undefined ? {} : { memory: input.memory }),
   });
 }
 

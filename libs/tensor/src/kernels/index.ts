@@ -75,6 +75,7 @@ export {
   type TiesRawHistogramsResult,
 } from './ties-raw.js';
 export { tiesMergeBanded, tiesBandedBackend } from './ties-banded-wasm.js';
+export { KernelMemory, type KernelMemoryRef } from './kernel-memory.js';
 export {
   taskArithmeticBf16Wasm,
   taskArithmeticWasmStats,

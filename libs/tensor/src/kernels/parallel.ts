@@ -6,6 +6,7 @@
 import { DTYPE_SIZES, decodeFloats, type FloatDType } from '../dtypes.js';
 import type { IndexRange, WorkerPool } from '../worker-pool.js';
 import type { FloatArray } from './float-array.js';
+import type { KernelMemory } from './kernel-memory.js';
 import {
   RADIX_BINS,
   pickBin,
@@ -193,6 +194,8 @@ export interface TiesMergeRawOptions {
   readonly onDecoded?: (firsts: readonly (readonly number[])[]) => void;
   /** tiesThresholdBands of these inputs and `keep`, when the caller took them already (off the critical path). */
   readonly bands?: readonly (TiesBand | null)[];
+  /** The KernelMemory `raw` and `outRaw` may lie in: where they all do, the ties kernel works in place. */
+  readonly memory?: KernelMemory;
 }
 
 /** A band of |delta| keys [lo, hi) predicted to hold a model's threshold, and the share of a sample in it. */
@@ -414,6 +417,11 @@ async function tiesMergeBandedParallel(
   const rules: TiesBandRule[] = ks.map((k, j) =>
     k === null ? { kind: 'all' } : k === 0 ? { kind: 'none' } : { kind: 'band', ...bands[j]! },
   );
+  const { memory } = options;
+  const inPlace =
+    memory !== undefined && memory.holds(outRaw) && options.raw.every((r) => memory.holds(r))
+      ? { memory: memory.ref }
+      : {};
   // the ranges' result buffers: this pool's, reused from the last tensor, unless another call holds them
   const cached = bandedBuffersByPool.get(pool);
   const held = cached !== undefined && !cached.busy ? cached : { busy: false, ranges: [] as BandedBuffers[] };
@@ -427,7 +435,7 @@ async function tiesMergeBandedParallel(
       ranges.map(async (r, i) => {
         const [part] = await pool.run<TiesMergeBandedResult>(
           'tiesMergeBanded',
-          { ...inputs, rules, weights, normalize, lambda, outRaw, buffers: buffers[i]! },
+          { ...inputs, rules, weights, normalize, lambda, outRaw, buffers: buffers[i]!, ...inPlace },
           [r],
         );
         return part!;

@@ -21,6 +21,7 @@ import {
   type TiesMergeBandedArgs,
   type TiesMergeBandedResult,
 } from './ties-raw.js';
+import { KernelMemory } from './kernel-memory.js';
 import { rng } from './random.test-helper.js';
 
 /** NaN (two payloads, both signs), +-Inf, +-0, +-the largest finite, +-the smallest subnormal. */
@@ -98,6 +99,28 @@ function run(
   return { result, out: new Uint16Array(outRaw.buffer).subarray(start, end) };
 }
 
+/** run of the WebAssembly kernel in place: the inputs copied into `memory`, the output written there. */
+function runInPlace(
+  memory: KernelMemory,
+  c: Inputs,
+  args: Omit<TiesMergeBandedArgs, 'raw' | 'dtypes' | 'outRaw'>,
+  start: number,
+  end: number,
+): { result: TiesMergeBandedResult; out: Uint16Array } {
+  const raw = c.raw.map((r) => {
+    const view = memory.alloc(r.byteLength)!;
+    view.set(r);
+    return view;
+  });
+  const outRaw = memory.alloc(2 * c.n)!;
+  const result = tiesMergeBandedWasm(
+    { ...args, raw, dtypes: ['BF16', 'BF16', 'BF16', 'BF16'], outRaw, memory: memory.ref },
+    start,
+    end,
+  );
+  return { result, out: new Uint16Array(outRaw.buffer, outRaw.byteOffset, c.n).subarray(start, end) };
+}
+
 /** Every field, typed arrays as plain arrays (so a mismatch names the field). */
 function plain(r: { result: TiesMergeBandedResult; out: Uint16Array }): Record<string, unknown> {
   const list = (a: Uint32Array | null) => (a === null ? null : Array.from(a));
@@ -139,9 +162,11 @@ describe('tiesMergeBanded in WebAssembly SIMD', () => {
     lambda: fc.constantFrom(1, 0.9, -0.5, 0, 2),
   };
 
-  it('equals the JS kernel in every field on random inputs, rules, weights and ranges', () => {
+  it('equals the JS kernel in every field on random inputs, rules, weights and ranges (copied in, and in place)', () => {
     const rule = fc.constantFrom('all', 'none', 'band', 'band', 'band');
     const before = tiesBandedStats();
+    // room for every case's inputs and output (5 x 80 KB each), never reused: a case sees fresh bytes
+    const memory = KernelMemory.create(64 * 1024 * 1024)!;
     fc.assert(
       fc.property(
         fc.record({
@@ -164,12 +189,14 @@ describe('tiesMergeBanded in WebAssembly SIMD', () => {
           const want = plain(run(tiesMergeBandedJs, c, args, start, end));
           const got = plain(run(tiesMergeBandedWasm, c, args, start, end));
           expect(got).toEqual(want);
+          expect(plain(runInPlace(memory, c, args, start, end))).toEqual(want);
         },
       ),
       { numRuns: 60, seed: 20261128 },
     );
-    // the module did merge blocks (and declined the ones with NaN/Inf)
+    // the module did merge blocks (and declined the ones with NaN/Inf), in place too
     const after = tiesBandedStats();
+    expect(after.inPlace - before.inPlace).toBeGreaterThan(20);
     expect(after.blocks - after.declined - (before.blocks - before.declined)).toBeGreaterThan(20);
     expect(after.declined - before.declined).toBeGreaterThan(5);
   });

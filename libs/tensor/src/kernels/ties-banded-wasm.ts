@@ -1,18 +1,21 @@
 /**
  * tiesMergeBanded in WebAssembly SIMD (assembly/ties-banded.ts, built into dist/wasm/ties-banded.wasm
  * by the package's build), with the scalar JS kernel (tiesMergeBandedJs) as its reference and fallback.
- * Each block of CHUNK elements of the four inputs is copied into the module's memory and merged there;
- * the bf16 output, the open indices, deltas and packed inputs and the counts are copied back into the
- * range's BandedRun. A block the module declines (a NaN/Inf input or delta, a NaN result: rare) is done
+ * Each block of CHUNK elements of the four inputs is copied into the module's memory and merged there,
+ * the bf16 output copied back; or, when the caller's buffers lie in a KernelMemory (args.memory: the
+ * executor's raw slots), an instance on that memory reads and writes them in place. The open indices,
+ * deltas and packed inputs and the counts are copied back into the range's BandedRun. A block the module declines (a NaN/Inf input or delta, a NaN result: rare) is done
  * by the JS kernel's chunk function on the same run, so the result is the JS kernel's in every field.
  * The fix-up of the open elements (tiesFixup) runs in the module the same way, from their packed inputs.
  *
- * The module is compiled and instantiated once per thread (each pool worker, and the main thread when
- * it runs the kernel itself), on first use.
+ * The module is compiled once per thread (each pool worker, and the main thread when it runs the kernel
+ * itself), on first use, and instantiated on a small memory of the thread's own, and on the last
+ * KernelMemory a call brought.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FailedPreconditionError, InvalidArgumentError } from '@hm3/errors';
+import type { KernelMemoryRef } from './kernel-memory.js';
 import {
   bandedChunk,
   bandedResult,
@@ -30,7 +33,11 @@ import {
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => object;
 };
+
+/** Pages of the memory each thread's own instance runs in (its scratch, a few pages, grown by init). */
+const OWN_MEMORY_PAGES = 64;
 
 /**
  * The package's build writes the module into dist/wasm (shipped with dist, ignored by git); src/kernels
@@ -61,6 +68,7 @@ interface Exports {
     hi2: number,
   ): void;
   run(m: number, start: number): number;
+  runAt(m: number, start: number, inB: number, in0: number, in1: number, in2: number, out: number): number;
   setupFixup(t0: number, t1: number, t2: number, quota0: number, quota1: number, quota2: number): void;
   fixup(m: number, s0: number, s1: number, s2: number): number;
   setupTaskArithmetic(w0: number, w1: number, w2: number, scale: number): void;
@@ -77,10 +85,13 @@ export interface WasmKernel {
   readonly i32: Int32Array;
 }
 
+let compiled: object | null | undefined;
 let kernel: WasmKernel | null | undefined;
 let unavailable = '';
-/** Blocks the module merged, and blocks it declined (left to the JS kernel), on this thread so far; the same for fix-ups. */
-const stats = { blocks: 0, declined: 0, fixups: 0, fixupsDeclined: 0 };
+/** The instance on the caller's KernelMemory last used on this thread (one merge's at a time). */
+let inPlace: { id: number; kernel: WasmKernel } | null = null;
+/** Blocks the module merged, blocks it declined (left to the JS kernel) and blocks it ran in place, on this thread so far; the same for fix-ups. */
+const stats = { blocks: 0, declined: 0, inPlace: 0, fixups: 0, fixupsDeclined: 0 };
 
 /** The module on this thread, compiled and instantiated on first use; null when it does not load. */
 export function loadWasmKernel(): WasmKernel | null {
@@ -90,24 +101,43 @@ export function loadWasmKernel(): WasmKernel | null {
 function load(): WasmKernel | null {
   if (kernel !== undefined) return kernel;
   try {
-    const module = new WebAssembly.Module(readFileSync(fileURLToPath(WASM_URL)));
-    const exports = new WebAssembly.Instance(module, {}).exports as unknown as Exports;
-    const block = exports.init();
-    if (block <= 0) throw new Error('the module could not grow its memory');
-    const buffer = exports.memory.buffer;
-    kernel = {
-      exports,
-      block,
-      u16: new Uint16Array(buffer),
-      u32: new Uint32Array(buffer),
-      i32: new Int32Array(buffer),
-    };
+    compiled = new WebAssembly.Module(readFileSync(fileURLToPath(WASM_URL)));
+    // the module imports a shared memory (so it can run on a caller's KernelMemory too); this thread's
+    // own instance gets a small one
+    kernel = instantiate(
+      compiled,
+      new WebAssembly.Memory({ initial: 0, maximum: OWN_MEMORY_PAGES, shared: true }),
+    );
   } catch (error) {
-    // no WebAssembly SIMD, or the package was built without its wasm: the JS kernel does the work
+    // no WebAssembly SIMD or threads, or the package was built without its wasm: the JS kernel does the work
     unavailable = error instanceof Error ? error.message : String(error);
+    compiled = null;
     kernel = null;
   }
   return kernel;
+}
+
+/** An instance of the module on `memory`, its scratch laid out (init), with views of that scratch. */
+function instantiate(module: object, memory: object): WasmKernel {
+  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Exports;
+  const block = exports.init();
+  if (block <= 0) throw new Error('the module could not grow its memory');
+  // the instance's scratch lies below the memory's size now; later growth by other threads leaves it be
+  const buffer = exports.memory.buffer;
+  return {
+    exports,
+    block,
+    u16: new Uint16Array(buffer),
+    u32: new Uint32Array(buffer),
+    i32: new Int32Array(buffer),
+  };
+}
+
+/** The instance on the caller's memory (made on first use on this thread), or null when the module does not load. */
+function onMemory(ref: KernelMemoryRef): WasmKernel | null {
+  if (load() === null) return null;
+  if (inPlace?.id !== ref.id) inPlace = { id: ref.id, kernel: instantiate(compiled!, ref.memory) };
+  return inPlace.kernel;
 }
 
 /** Which tiesMergeBanded runs on this thread: 'wasm', or 'js' with the reason the module did not load. */
@@ -115,10 +145,14 @@ export function tiesBandedBackend(): { kind: 'wasm' } | { kind: 'js'; reason: st
   return load() === null ? { kind: 'js', reason: unavailable } : { kind: 'wasm' };
 }
 
-/** Blocks the module merged and declined, and fix-up blocks it did and declined, on this thread so far (a copy). */
+/**
+ * Blocks the module merged and declined (and of them, those it ran in place on a caller's KernelMemory),
+ * and fix-up blocks it did and declined, on this thread so far (a copy).
+ */
 export function tiesBandedStats(): {
   blocks: number;
   declined: number;
+  inPlace: number;
   fixups: number;
   fixupsDeclined: number;
 } {
@@ -136,7 +170,8 @@ export function tiesMergeBanded(
 ): TiesMergeBandedResult {
   const k = load();
   if (k === null || !wasmApplies(args)) return tiesMergeBandedJs(args, start, end);
-  return runWasm(k, args, start, end);
+  const own = args.memory === undefined ? null : onMemory(args.memory);
+  return runWasm(own ?? k, args, start, end, own !== null);
 }
 
 /** tiesMergeBanded on the WebAssembly kernel only (throws when it cannot run): for tests and benches. */
@@ -145,7 +180,9 @@ export function tiesMergeBandedWasm(
   start: number,
   end: number,
 ): TiesMergeBandedResult {
-  return runWasm(requireWasm(args), args, start, end);
+  const k = requireWasm(args);
+  const own = args.memory === undefined ? null : onMemory(args.memory);
+  return runWasm(own ?? k, args, start, end, own !== null);
 }
 
 /** The module for the *Wasm entry points: a typed error where it did not load or does not apply to `args`. */
@@ -174,11 +211,13 @@ function wasmApplies(args: { readonly weights: readonly number[]; readonly lambd
   return args.weights.every((w) => Math.abs(w) < 1e200) && Number.isFinite(args.lambda);
 }
 
+/** The banded pass on `k`; `inPlace`: k runs on the memory the inputs and output lie in (args.memory). */
 function runWasm(
   k: WasmKernel,
   args: TiesMergeBandedArgs,
   start: number,
   end: number,
+  inPlace: boolean,
 ): TiesMergeBandedResult {
   const run = bandedRun(args, start, end);
   const { exports, u16, u32, i32 } = k;
@@ -195,19 +234,26 @@ function runWasm(
   const packed = run.packed;
   const countsAt = exports.countsPtr() >>> 2;
   const { lists, counts, above, fix } = run;
+  // in place: the byte addresses of the inputs' and the output's first element in the module's memory
+  const [atB, at0, at1, at2] = inputs.map((v) => v.byteOffset);
+  const atOut = run.outBits.byteOffset;
   for (let a = start; a < end; a += k.block) {
     const m = Math.min(end, a + k.block) - a;
     // the module takes whole groups of 4; the JS kernel does the last 1-3 elements of the range
     const m4 = m & ~3;
     if (m4 > 0) {
-      for (let j = 0; j < 4; j++) u16.set(inputs[j]!.subarray(a, a + m4), inAt[j]);
+      if (!inPlace) for (let j = 0; j < 4; j++) u16.set(inputs[j]!.subarray(a, a + m4), inAt[j]);
       stats.blocks++;
-      if (exports.run(m4, a) !== 0) {
+      if (inPlace) stats.inPlace++;
+      const declined = inPlace
+        ? exports.runAt(m4, a, atB! + 2 * a, at0! + 2 * a, at1! + 2 * a, at2! + 2 * a, atOut + 2 * a)
+        : exports.run(m4, a);
+      if (declined !== 0) {
         stats.declined++;
         bandedChunk(run, a, m);
         continue;
       }
-      run.outBits.set(u16.subarray(outAt, outAt + m4), a);
+      if (!inPlace) run.outBits.set(u16.subarray(outAt, outAt + m4), a);
       const fixed = i32[countsAt]!;
       if (run.fixed < fix.length) {
         const n = Math.min(fixed, fix.length - run.fixed);

@@ -25,6 +25,7 @@ import {
   floatToBf16,
   type FloatDType,
 } from '../dtypes.js';
+import type { KernelMemoryRef } from './kernel-memory.js';
 import { divisorTable, electedMean3, tiesMerge } from './masked-disjoint-mean.js';
 import { RADIX_BINS, keepTopKBits } from './radix-select.js';
 
@@ -257,6 +258,11 @@ export interface TiesMergeBandedArgs extends RawInputs {
    * tensors, so their pages are not zeroed and faulted in afresh each time). Allocated when absent.
    */
   buffers?: BandedBuffers;
+  /**
+   * Optional: the shared WebAssembly memory (KernelMemory) that `raw` and `outRaw` are views of; the
+   * WebAssembly kernel then reads and writes them where they lie instead of copying each block.
+   */
+  memory?: KernelMemoryRef;
 }
 
 /** Where tiesMergeBanded puts a range's open entries (shared: they go back to the caller as its result). */
