@@ -6,6 +6,7 @@ import { LocalArtifactStore, type Store } from '@hm3/store';
 import type { EventBus, IdempotentSubscription } from '@hm3/events';
 import { merge } from '@hm3/proto';
 import { createServer, type Logger, type ServiceConfig, type ServiceServer } from '@hm3/service-kit';
+import { tiesBandedBackend } from '@hm3/tensor';
 import type { Device } from './device.js';
 import { startMergeConsumer } from './merge-consumer.js';
 import { TensorMerge } from './tensor-merge.js';
@@ -53,6 +54,13 @@ export async function startTensorMergeServer(options: TensorMergeServerOptions):
   });
   server.addService(merge.TensorMergeServiceService, tensorMergeHandlers(core));
   await server.start();
+  // the merges still run without the WebAssembly kernels (same bytes), but several times slower: say so
+  const backend = tiesBandedBackend();
+  if (backend.kind === 'js')
+    server.logger.warn(
+      { reason: backend.reason },
+      'the WebAssembly merge kernels did not load: bf16 ties and task_arithmetic run on the JS kernels, several times slower',
+    );
   let consumer: IdempotentSubscription | undefined;
   try {
     consumer =
