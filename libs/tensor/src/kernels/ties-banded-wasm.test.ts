@@ -24,6 +24,13 @@ import {
 import { KernelMemory } from './kernel-memory.js';
 import { rng } from './random.test-helper.js';
 
+// The WebAssembly API as used here (the workspace's TypeScript libs declare no WebAssembly global).
+declare const WebAssembly: {
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => {
+    readonly buffer: ArrayBuffer;
+  };
+};
+
 /** NaN (two payloads, both signs), +-Inf, +-0, +-the largest finite, +-the smallest subnormal. */
 const SPECIALS = [0x7fc1, 0xffc0, 0x7f81, 0x7f80, 0xff80, 0x0000, 0x8000, 0x7f7f, 0xff7f, 0x0001, 0x8001];
 
@@ -365,5 +372,34 @@ describe('tiesMergeBanded in WebAssembly SIMD', () => {
         plain(run(tiesMergeBandedJs, c, args, 1, c.n - 1)),
       );
     }
+  });
+
+  it('copies instead when the module cannot run on the caller memory (it cannot grow it by its scratch)', () => {
+    const c = inputs(9_000, 6, 0);
+    const full = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true });
+    const raw = c.raw.map((r, k) => {
+      const view = new Uint8Array(full.buffer, k * r.byteLength, r.byteLength);
+      view.set(r);
+      return view;
+    });
+    const outRaw = new Uint8Array(full.buffer, 4 * 2 * c.n, 2 * c.n);
+    const rules: TiesBandRule[] = [
+      { kind: 'band', lo: 0x3b800000, hi: 0x3c000000, fraction: 0.5 },
+      { kind: 'all' },
+      { kind: 'none' },
+    ];
+    const args = { rules, weights: [0.5, 0.3, 0.2], normalize: true, lambda: 1 };
+    const before = tiesBandedStats();
+    const result = tiesMergeBanded(
+      { ...args, raw, dtypes: ['BF16', 'BF16', 'BF16', 'BF16'], outRaw, memory: { memory: full, id: -1 } },
+      0,
+      c.n,
+    );
+    const after = tiesBandedStats();
+    expect(after.blocks).toBeGreaterThan(before.blocks);
+    expect(after.inPlace).toBe(before.inPlace);
+    expect(plain({ result, out: new Uint16Array(outRaw.buffer, outRaw.byteOffset, c.n) })).toEqual(
+      plain(run(tiesMergeBandedJs, c, args, 0, c.n)),
+    );
   });
 });

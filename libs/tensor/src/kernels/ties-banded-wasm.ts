@@ -89,7 +89,7 @@ let compiled: object | null | undefined;
 let kernel: WasmKernel | null | undefined;
 let unavailable = '';
 /** The instance on the caller's KernelMemory last used on this thread (one merge's at a time). */
-let inPlace: { id: number; kernel: WasmKernel } | null = null;
+let inPlace: { id: number; kernel: WasmKernel | null } | null = null;
 /** Blocks the module merged, blocks it declined (left to the JS kernel) and blocks it ran in place, on this thread so far; the same for fix-ups. */
 const stats = { blocks: 0, declined: 0, inPlace: 0, fixups: 0, fixupsDeclined: 0 };
 
@@ -133,10 +133,21 @@ function instantiate(module: object, memory: object): WasmKernel {
   };
 }
 
-/** The instance on the caller's memory (made on first use on this thread), or null when the module does not load. */
+/**
+ * The instance on the caller's memory (made on first use on this thread), or null when the module does
+ * not load or cannot run on that memory (it could not grow it by its scratch): the caller then copies.
+ */
 function onMemory(ref: KernelMemoryRef): WasmKernel | null {
   if (load() === null) return null;
-  if (inPlace?.id !== ref.id) inPlace = { id: ref.id, kernel: instantiate(compiled!, ref.memory) };
+  if (inPlace?.id !== ref.id) {
+    let onIt: WasmKernel | null;
+    try {
+      onIt = instantiate(compiled!, ref.memory);
+    } catch {
+      onIt = null;
+    }
+    inPlace = { id: ref.id, kernel: onIt };
+  }
   return inPlace.kernel;
 }
 
