@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { FailedPreconditionError, Hm3Error, InvalidArgumentError, NotFoundError } from '@hm3/errors';
 import {
+  defaultThreads,
   executeMerge,
   listMethods,
   modelKey,
@@ -34,7 +35,7 @@ export interface TensorMergeOptions {
   readonly artifacts: ArtifactStore;
   /** Folder every model path resolves inside. */
   readonly modelsRoot: string;
-  /** Worker threads of the CPU kernels (default 1). */
+  /** Worker threads of the CPU kernels (default: the machine's cores, at most 8: defaultThreads). */
   readonly threads?: number;
   /** Bound on the merge's tensor buffers, in bytes (default: unbounded). */
   readonly maxMemory?: number;
@@ -194,7 +195,7 @@ export class TensorMerge {
 
   private startFlight(artifactId: string, plan: MergePlan, options: MergeRunOptions): Flight {
     const listeners = new Set<(p: MergeProgress) => void>();
-    const threads = options.threads ?? this.options.threads ?? 1;
+    const threads = options.threads ?? this.options.threads ?? defaultThreads();
     const done = this.options.artifacts
       .write(artifactId, async (tempDir) => {
         await executeMerge(plan, tempDir, {

@@ -143,6 +143,14 @@ describe('hm3 merge', () => {
     expect(r.stdout).toMatch(/density \(per model, number in \[0, 1\], default 1\)/);
   });
 
+  it("--help gives the default thread count: the machine's cores, at most 8", () => {
+    const r = hm3(['merge', '--help'], root);
+    expect(r.code).toBe(0);
+    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(
+      /--threads <n> .*default: the machine's cores, at most 8: \d+ here/,
+    );
+  });
+
   it('--validate prints the plan and writes nothing', () => {
     const r = hm3(['merge', 'ties.yaml', 'out-validate', '--validate', '--max-memory', '1GB'], root);
     expect(r.stderr).toBe('');

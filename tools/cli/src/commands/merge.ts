@@ -118,7 +118,8 @@ export async function runMergeCommand(
         ? Math.floor(os.totalmem() / 2)
         : parseByteSize(options.maxMemory, 'max_memory');
     const shardBytes = parseByteSize(options.outShardSize, 'out_shard_size');
-    const threads = options.threads === undefined ? 1 : positiveInt(options.threads, 'threads');
+    const threads =
+      options.threads === undefined ? defaultThreads() : positiveInt(options.threads, 'threads');
     let text: string;
     try {
       text = await readFile(recipePath, 'utf8');
@@ -244,7 +245,7 @@ export function registerMerge(program: Command): void {
     .option('--max-memory <size>', 'bound on tensor buffers, e.g. 2GB (default: half of RAM)')
     .option(
       '--threads <n>',
-      `worker threads for element-wise blocks of 1M+ elements (default 1; up to ${defaultThreads()} here)`,
+      `worker threads for the kernels of large tensors (default: the machine's cores, at most 8: ${defaultThreads()} here)`,
     )
     .option('--out-shard-size <size>', 'shard size of the output', '5GB')
     .addOption(
