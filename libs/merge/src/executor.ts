@@ -484,6 +484,8 @@ export async function executeMerge(
             // uses none of their buffers; any other path runs them first)
             const side = tiesRaw(plan, t) ? runDeferred() : null;
             if (side === null) await runDeferred();
+            // this tensor's NaN/Inf reports wait for the deferred ones', which come first in the plan
+            const heldReports: NonFiniteReport[] = [];
             const merging = mergeWholeRaw(
               plan,
               t,
@@ -495,12 +497,16 @@ export async function executeMerge(
               buffers,
               checkpoints,
               openWriter,
-              { policy: options.nonFinite ?? 'error', onNonFinite },
+              {
+                policy: options.nonFinite ?? 'error',
+                onNonFinite: side === null ? onNonFinite : (r) => heldReports.push(r),
+              },
               writeSlot,
             );
             // both settle before either's failure is thrown (the deferred ones come first in the plan)
             const [sideDone, merged] = await Promise.allSettled([side, merging]);
             if (sideDone.status === 'rejected') throw sideDone.reason;
+            for (const r of heldReports) onNonFinite(r);
             if (merged.status === 'rejected') throw merged.reason;
             const written = merged.value;
             if (written !== null) {
