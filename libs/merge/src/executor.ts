@@ -375,9 +375,10 @@ export async function executeMerge(
       (t.rowMap === undefined || t.rowMap === null) &&
       t.shape.length > 0 &&
       wholeOnPool(plan, t);
-    /** Whether some block of t takes the whole-tensor raw path (and so uses the raw slots). */
-    const takesWholeRaw = (t: PlannedTensor): boolean =>
-      t.kind === 'merge' && wholeRaw(t, Math.max(1, t.rows) * t.rowElements);
+    /** Per tensor of the plan: whether some block of it takes the whole-tensor raw path (the raw slots). */
+    const onRawPath = plan.tensors.map(
+      (t) => t.kind === 'merge' && wholeRaw(t, Math.max(1, t.rows) * t.rowElements),
+    );
     // the next whole tensor's inputs, read while this one is merged (into the other half of the raw
     // slots); for TIES' raw path only, whose buffers are the raw bytes alone (memory stays bounded)
     let prefetched: {
@@ -393,10 +394,9 @@ export async function executeMerge(
     const openWriter = writer;
     const deferred: [number, PlannedTensor][] = [];
     const overlapsLater = new Array<boolean>(plan.tensors.length).fill(false);
-    for (let ti = plan.tensors.length - 2; ti >= 0; ti--) {
-      const u = plan.tensors[ti + 1]!;
-      overlapsLater[ti] = overlapsLater[ti + 1]! || (takesWholeRaw(u) && tiesRaw(plan, u));
-    }
+    for (let ti = plan.tensors.length - 2; ti >= 0; ti--)
+      overlapsLater[ti] =
+        overlapsLater[ti + 1]! || (onRawPath[ti + 1]! && tiesRaw(plan, plan.tensors[ti + 1]!));
     /** Runs the deferred tensors, in order, on this thread. */
     const runDeferred = async (): Promise<void> => {
       for (const [ti, t] of deferred.splice(0)) await mergeTensor(ti, t);
@@ -452,7 +452,7 @@ export async function executeMerge(
             // the next tensor on this path, past those that take another one (copies, norms, ...): their
             // buffers are not the raw slots, so its read runs while they and this tensor are merged
             let after = ti + 1;
-            while (after < plan.tensors.length && !takesWholeRaw(plan.tensors[after]!)) after++;
+            while (after < plan.tensors.length && !onRawPath[after]!) after++;
             const next = plan.tensors[after];
             const nextCount = next === undefined ? 0 : next.rows * next.rowElements;
             if (
@@ -561,7 +561,7 @@ export async function executeMerge(
       report(t.name);
     };
     for (const [ti, t] of plan.tensors.entries()) {
-      if (pool !== null && !takesWholeRaw(t) && overlapsLater[ti]!) deferred.push([ti, t]);
+      if (pool !== null && !onRawPath[ti]! && overlapsLater[ti]!) deferred.push([ti, t]);
       else await mergeTensor(ti, t);
     }
     await runDeferred();

@@ -21,6 +21,7 @@ import {
   type BandedBuffers,
   type TiesBandRule,
   type TiesKeep,
+  type TiesMergeBandedArgs,
   type TiesMergeBandedResult,
   type TiesRawHistogramsResult,
 } from './ties-raw.js';
@@ -411,13 +412,19 @@ async function tiesMergeBandedParallel(
   ks: readonly (number | null)[],
   bands: readonly (TiesBand | null)[],
 ): Promise<boolean> {
-  const inputs = { raw: [...options.raw], dtypes: [...options.dtypes] };
-  const { normalize, lambda, outRaw } = options;
-  const weights = [...options.weights];
+  const { normalize, lambda, outRaw, memory } = options;
+  // what the banded pass and the fix-up both take
+  const common: BandedCommon = {
+    raw: [...options.raw],
+    dtypes: [...options.dtypes],
+    weights: [...options.weights],
+    normalize,
+    lambda,
+    outRaw,
+  };
   const rules: TiesBandRule[] = ks.map((k, j) =>
     k === null ? { kind: 'all' } : k === 0 ? { kind: 'none' } : { kind: 'band', ...bands[j]! },
   );
-  const { memory } = options;
   const inPlace =
     memory !== undefined && memory.holds(outRaw) && options.raw.every((r) => memory.holds(r))
       ? { memory: memory.ref }
@@ -435,17 +442,24 @@ async function tiesMergeBandedParallel(
       ranges.map(async (r, i) => {
         const [part] = await pool.run<TiesMergeBandedResult>(
           'tiesMergeBanded',
-          { ...inputs, rules, weights, normalize, lambda, outRaw, buffers: buffers[i]!, ...inPlace },
+          { ...common, rules, buffers: buffers[i]!, ...inPlace },
           [r],
         );
         return part!;
       }),
     );
-    return await resolveAndFixUp(pool, ranges, options, ks, rules, parts);
+    options.onDecoded?.(parts.map((p) => p.first));
+    return await resolveAndFixUp(pool, ranges, common, ks, rules, parts);
   } finally {
     held.busy = false;
   }
 }
+
+/** The inputs and merge parameters tiesMergeBandedParallel's banded pass and fix-up both take. */
+type BandedCommon = Pick<
+  TiesMergeBandedArgs,
+  'raw' | 'dtypes' | 'weights' | 'normalize' | 'lambda' | 'outRaw'
+>;
 
 /** Per pool, the result buffers of tiesMergeBandedParallel's ranges, and whether a call is using them. */
 const bandedBuffersByPool = new WeakMap<WorkerPool, { busy: boolean; ranges: BandedBuffers[] }>();
@@ -457,15 +471,11 @@ const bandedBuffersByPool = new WeakMap<WorkerPool, { busy: boolean; ranges: Ban
 async function resolveAndFixUp(
   pool: WorkerPool,
   ranges: readonly IndexRange[],
-  options: TiesMergeRawOptions,
+  common: BandedCommon,
   ks: readonly (number | null)[],
   rules: readonly TiesBandRule[],
   parts: readonly TiesMergeBandedResult[],
 ): Promise<boolean> {
-  const inputs = { raw: [...options.raw], dtypes: [...options.dtypes] };
-  const { normalize, lambda, outRaw } = options;
-  const weights = [...options.weights];
-  options.onDecoded?.(parts.map((p) => p.first));
   if (parts.some((p) => p.overflow)) return false;
   const keep: TiesKeep[][] = ranges.map(() => []); // per range, per model
   for (const [j, rule] of rules.entries()) {
@@ -509,11 +519,9 @@ async function resolveAndFixUp(
     ranges.map((r, i) => {
       const { fix, packed } = parts[i]!;
       if (fix.length === 0) return Promise.resolve();
-      return pool.run(
-        'tiesFixup',
-        { ...inputs, keep: keep[i]!, weights, normalize, lambda, fix, packed, outRaw },
-        [{ start: r.start, end: r.start + 1 }],
-      );
+      return pool.run('tiesFixup', { ...common, keep: keep[i]!, fix, packed }, [
+        { start: r.start, end: r.start + 1 },
+      ]);
     }),
   );
   return true;

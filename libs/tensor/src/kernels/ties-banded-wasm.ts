@@ -4,8 +4,9 @@
  * Each block of CHUNK elements of the four inputs is copied into the module's memory and merged there,
  * the bf16 output copied back; or, when the caller's buffers lie in a KernelMemory (args.memory: the
  * executor's raw slots), an instance on that memory reads and writes them in place. The open indices,
- * deltas and packed inputs and the counts are copied back into the range's BandedRun. A block the module declines (a NaN/Inf input or delta, a NaN result: rare) is done
- * by the JS kernel's chunk function on the same run, so the result is the JS kernel's in every field.
+ * deltas and packed inputs and the counts are copied back into the range's BandedRun. A block the
+ * module declines (a NaN/Inf input or delta, a NaN result: rare) is done by the JS kernel's chunk
+ * function on the same run, so the result is the JS kernel's in every field.
  * The fix-up of the open elements (tiesFixup) runs in the module the same way, from their packed inputs.
  *
  * The module is compiled once per thread (each pool worker, and the main thread when it runs the kernel
@@ -90,7 +91,10 @@ let kernel: WasmKernel | null | undefined;
 let unavailable = '';
 /** The instance on the caller's KernelMemory last used on this thread (one merge's at a time). */
 let inPlace: { id: number; kernel: WasmKernel | null } | null = null;
-/** Blocks the module merged, blocks it declined (left to the JS kernel) and blocks it ran in place, on this thread so far; the same for fix-ups. */
+/**
+ * Blocks the module merged, blocks it declined (left to the JS kernel) and blocks it ran in place, on
+ * this thread so far; the same for fix-ups.
+ */
 const stats = { blocks: 0, declined: 0, inPlace: 0, fixups: 0, fixupsDeclined: 0 };
 
 /** The module on this thread, compiled and instantiated on first use; null when it does not load. */
@@ -181,8 +185,7 @@ export function tiesMergeBanded(
 ): TiesMergeBandedResult {
   const k = load();
   if (k === null || !wasmApplies(args)) return tiesMergeBandedJs(args, start, end);
-  const own = args.memory === undefined ? null : onMemory(args.memory);
-  return runWasm(own ?? k, args, start, end, own !== null);
+  return runWasm(k, args, start, end);
 }
 
 /** tiesMergeBanded on the WebAssembly kernel only (throws when it cannot run): for tests and benches. */
@@ -191,9 +194,7 @@ export function tiesMergeBandedWasm(
   start: number,
   end: number,
 ): TiesMergeBandedResult {
-  const k = requireWasm(args);
-  const own = args.memory === undefined ? null : onMemory(args.memory);
-  return runWasm(own ?? k, args, start, end, own !== null);
+  return runWasm(requireWasm(args), args, start, end);
 }
 
 /** The module for the *Wasm entry points: a typed error where it did not load or does not apply to `args`. */
@@ -222,14 +223,19 @@ function wasmApplies(args: { readonly weights: readonly number[]; readonly lambd
   return args.weights.every((w) => Math.abs(w) < 1e200) && Number.isFinite(args.lambda);
 }
 
-/** The banded pass on `k`; `inPlace`: k runs on the memory the inputs and output lie in (args.memory). */
+/**
+ * The banded pass in the module: in place on the instance on args.memory where there is one, else on
+ * `own` (this thread's instance), the blocks copied in and out.
+ */
 function runWasm(
-  k: WasmKernel,
+  own: WasmKernel,
   args: TiesMergeBandedArgs,
   start: number,
   end: number,
-  inPlace: boolean,
 ): TiesMergeBandedResult {
+  const onCallers = args.memory === undefined ? null : onMemory(args.memory);
+  const inPlace = onCallers !== null;
+  const k = onCallers ?? own;
   const run = bandedRun(args, start, end);
   const { exports, u16, u32, i32 } = k;
   const [lo0, lo1, lo2] = run.lo;
