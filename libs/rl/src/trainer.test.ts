@@ -271,18 +271,32 @@ describe('amortised defaults, the per-objective actor and epsilon over the pool'
   });
 });
 
-/** The critic's one-step look-ahead path value of every action of the pool from hidden state h at step t. */
-function lookAheadValues(policy: PathPolicy, h: Float64Array, t: number): Float64Array {
+/**
+ * The heads at the one-step look-ahead of every action of the pool from hidden state h at step t (with
+ * preference w in the state, when given): row a is S' = (S_t, a).
+ */
+function lookAhead(policy: PathPolicy, h: Float64Array, t: number, w?: readonly number[]) {
   const A = policy.pool.size;
   const H = policy.settings.gruHidden;
   const acts = Array.from({ length: A }, (_, a) => a);
   const hs = new Float64Array(A * H);
   for (let a = 0; a < A; a++) hs.set(h, a * H);
+  let prefs: Float64Array | undefined;
+  if (w !== undefined) {
+    prefs = new Float64Array(A * w.length);
+    for (let a = 0; a < A; a++) prefs.set(w, a * w.length);
+  }
   return policy.heads(
     policy.encodeStep(hs, acts),
     acts.map(() => t + 1),
     acts,
-  ).pathValue;
+    prefs,
+  );
+}
+
+/** The critic's one-step look-ahead path value of every action of the pool from hidden state h at step t. */
+function lookAheadValues(policy: PathPolicy, h: Float64Array, t: number): Float64Array {
+  return lookAhead(policy, h, t).pathValue;
 }
 
 describe('pool look-ahead while exploring', () => {
@@ -372,19 +386,8 @@ describe("actor follows the critic, per objective (followTarget 'objective')", (
     const w = [0.6, 0.4];
     const episodes = policy.propose([w, w, w, w], 'explore');
     // u_k of S' = (S_t, a) for every action a, with the episode's w in the state: [A, K]
-    const objectiveLookAhead = (h: Float64Array, t: number): Float64Array => {
-      const acts = Array.from({ length: A }, (_, a) => a);
-      const hs = new Float64Array(A * H);
-      for (let a = 0; a < A; a++) hs.set(h, a * H);
-      const prefs = new Float64Array(A * K);
-      for (let a = 0; a < A; a++) prefs.set(w, a * K);
-      return policy.heads(
-        policy.encodeStep(hs, acts),
-        acts.map(() => t + 1),
-        acts,
-        prefs,
-      ).objectiveValues!;
-    };
+    const objectiveLookAhead = (h: Float64Array, t: number): Float64Array =>
+      lookAhead(policy, h, t, w).objectiveValues!;
     let differ = 0;
     for (const e of episodes) {
       expect(e.followActions).toHaveLength(3 * K);
